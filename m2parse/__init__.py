@@ -1,0 +1,41 @@
+"""m2parse: parse, render and serve the MiniMax-M2 output and prompt format."""
+
+from __future__ import annotations
+
+from .events import (
+    ContentDelta,
+    Event,
+    ProblemFound,
+    ReasoningDelta,
+    ToolCallArgumentsDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
+from .message import ParsedMessage, ToolCall
+from .openai_deltas import event_to_delta
+from .parser import StreamParser, parse, sequential_ids
+from .problems import M2ParseError, Problem
+from .schema import ToolsError, normalize_tools
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ContentDelta",
+    "Event",
+    "M2ParseError",
+    "ParsedMessage",
+    "Problem",
+    "ProblemFound",
+    "ReasoningDelta",
+    "StreamParser",
+    "ToolCall",
+    "ToolCallArgumentsDelta",
+    "ToolCallEnd",
+    "ToolCallStart",
+    "ToolsError",
+    "__version__",
+    "event_to_delta",
+    "normalize_tools",
+    "parse",
+    "sequential_ids",
+]

@@ -1,0 +1,401 @@
+"""Tools normalisation, parameter schema lookup, raw parameter text -> typed value, and validation.
+
+The model writes every parameter value as bare text; the tool's JSON schema is the only thing that says
+whether ``42`` means the number or the string. Everything here is total: a bad value or a garbage schema gives
+an error string (the parser reports it as ``coercion_failed`` / ``schema_violation``), never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote
+
+from jsonschema import exceptions as _js_exceptions
+from jsonschema import validators as _js_validators
+
+from m2parse.pyliteral import MAX_DEPTH, LiteralError, max_nesting, read_literal
+
+__all__ = [
+    "Conversion",
+    "ToolSpec",
+    "ToolsError",
+    "convert_value",
+    "normalize_tools",
+    "parameter_schema",
+    "streams_as_string",
+    "tool_schema_error",
+    "validate_arguments",
+]
+
+_ALL_TYPES = frozenset({"string", "integer", "number", "boolean", "null", "object", "array"})
+_STRING_ONLY = frozenset({"string"})
+#: Order used in messages; "number" stands for both numeric types when it is allowed.
+_TYPE_ORDER = ("null", "boolean", "integer", "number", "object", "array", "string")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_MAX_REF_HOPS = 32  # a longer $ref chain is treated as a cycle
+_MAX_SCHEMA_DEPTH = 32  # nesting of anyOf/oneOf/allOf followed when working out the allowed types
+_MAX_SCHEMA_NODES = 512  # total subschemas visited per question, so shared $refs cannot fan out exponentially
+_PREVIEW = 60
+_MAX_INT_DIGITS = 4300  # CPython's default int/str conversion limit
+
+
+class ToolsError(ValueError):
+    """The ``tools`` argument has the wrong shape; the message names the offending index and field."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One callable tool. ``function`` is the function object as given, for adapters that echo it back."""
+
+    name: str
+    parameters: Mapping[str, Any]
+    function: Mapping[str, Any]
+    # Per-spec memo of the compiled jsonschema validator (or the schema's error), filled on first use.
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """A converted value; on ``error`` the value is the (stripped) text, kept as a string."""
+
+    value: Any
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------------------------- tools
+
+
+def normalize_tools(tools: Any) -> dict[str, ToolSpec]:
+    """Accept OpenAI-style or bare tool dicts; reject wrong shapes early, with a message a client can fix."""
+    if tools is None:
+        return {}
+    if not isinstance(tools, (list, tuple)):
+        raise ToolsError(f"tools must be a list, not {type(tools).__name__}")
+    specs: dict[str, ToolSpec] = {}
+    for index, item in enumerate(tools):
+        where = f"tools[{index}]"
+        if not isinstance(item, Mapping):
+            raise ToolsError(f"{where} must be an object, not {type(item).__name__}")
+        kind = item.get("type", "function")
+        if kind != "function":
+            raise ToolsError(f"{where}.type must be 'function', not {kind!r}")
+        if "function" in item:
+            function = item["function"]
+            where += ".function"
+            if not isinstance(function, Mapping):
+                raise ToolsError(f"{where} must be an object, not {type(function).__name__}")
+        else:
+            function = item
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise ToolsError(f"{where}.name must be a non-empty string")
+        parameters = function.get("parameters")
+        if parameters is None:
+            parameters = {}
+        elif not isinstance(parameters, Mapping):
+            raise ToolsError(f"{where}.parameters must be an object, not {type(parameters).__name__}")
+        specs[name] = ToolSpec(name=name, parameters=parameters, function=function)  # last duplicate wins
+    return specs
+
+
+def tool_schema_error(spec: ToolSpec) -> str | None:
+    """Why ``spec.parameters`` cannot be an arguments schema, or None; the server answers 400 with it."""
+    compiled = _compiled(spec)
+    if isinstance(compiled, str):
+        return compiled
+    kind = spec.parameters.get("type")
+    if kind is not None and kind != "object":
+        return f"tool {spec.name!r}: parameters.type must be 'object', not {kind!r}"
+    return None
+
+
+def validate_arguments(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
+    """jsonschema messages (``path: message``) for the typed arguments; a broken schema is one message."""
+    compiled = _compiled(spec)
+    if isinstance(compiled, str):
+        return [compiled]
+    try:
+        return [f"{error.json_path}: {error.message}" for error in compiled.iter_errors(dict(arguments))]
+    except RecursionError:
+        return [f"tool {spec.name!r}: arguments nested too deeply to validate"]
+    except Exception as exc:  # unresolvable $ref, bad regex in a pattern, ... : the schema's fault, not ours
+        return [f"tool {spec.name!r}: schema could not be applied: {exc}"]
+
+
+def _compiled(spec: ToolSpec) -> Any:
+    """The validator for ``spec``, or the schema's error message; memoised on the spec."""
+    try:
+        return spec._cache["validator"]
+    except KeyError:
+        pass
+    compiled: Any
+    try:
+        # A default stops jsonschema warning about unknown $schema URIs: those fall back to the latest draft.
+        cls = _js_validators.validator_for(spec.parameters, default=_js_validators.Draft202012Validator)
+        cls.check_schema(spec.parameters)
+        compiled = cls(spec.parameters)
+    except _js_exceptions.SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path)
+        at = f" at {where}" if where else ""
+        compiled = f"tool {spec.name!r}: invalid parameters schema{at}: {exc.message}"
+    except RecursionError:
+        compiled = f"tool {spec.name!r}: invalid parameters schema: nested too deeply"
+    except Exception as exc:  # e.g. an unhashable $schema value
+        compiled = f"tool {spec.name!r}: invalid parameters schema: {exc}"
+    spec._cache["validator"] = compiled
+    return compiled
+
+
+def parameter_schema(spec: ToolSpec, name: str) -> tuple[bool, Mapping[str, Any] | None]:
+    """Whether the tool accepts parameter ``name`` and the schema its value follows (None: plain text)."""
+    root = spec.parameters
+    params = _resolve(root, root)
+    if params is None:
+        return True, None
+    properties = params.get("properties")
+    declared = isinstance(properties, Mapping)
+    if isinstance(properties, Mapping) and name in properties:
+        return True, _resolve(properties[name], root)
+    patterns = params.get("patternProperties")
+    if isinstance(patterns, Mapping):
+        for pattern, sub in patterns.items():
+            try:
+                if isinstance(pattern, str) and re.search(pattern, name):
+                    return True, _resolve(sub, root)
+            except re.error:
+                continue
+    extra = params.get("additionalProperties", True)
+    if extra is False:
+        return False, None
+    if isinstance(extra, Mapping):
+        return True, _resolve(extra, root)
+    return not declared, None
+
+
+# --------------------------------------------------------------------------------------------- schemas
+
+
+def _resolve(schema: Any, root: Any) -> Mapping[str, Any] | None:
+    """Follow local ``$ref``s; None for a non-schema, a remote/broken ref or a cycle ("no schema")."""
+    seen: set[str] = set()
+    while True:
+        if schema is True:
+            return {}
+        if not isinstance(schema, Mapping):
+            return None
+        ref = schema.get("$ref")
+        if not isinstance(ref, str):
+            return schema  # siblings of a followed $ref are ignored (draft-7 style); validation sees them
+        if ref in seen or len(seen) >= _MAX_REF_HOPS:
+            return None
+        seen.add(ref)
+        schema = _pointer(root, ref)
+
+
+def _pointer(root: Any, ref: str) -> Any:
+    """The target of a local JSON-pointer ``$ref`` (``#/$defs/X``, ``~0``/``~1``, %-escapes), or None."""
+    if not ref.startswith("#"):
+        return None
+    fragment = unquote(ref[1:])
+    if not fragment:
+        return root
+    if not fragment.startswith("/"):
+        return None  # "#anchor" references are not followed
+    node = root
+    for token in fragment[1:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping):
+            if token not in node:
+                return None
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and token.isascii() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+    return node
+
+
+def _type_of(value: Any) -> str | None:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return None
+
+
+def _widen(types: set[str] | frozenset[str]) -> frozenset[str]:
+    """Numbers include integers, so intersections keep "integer" wherever "number" is allowed."""
+    return frozenset(types | {"integer"}) if "number" in types else frozenset(types)
+
+
+def _allowed_types(schema: Any, root: Any) -> frozenset[str] | None:
+    """The JSON types a value may take; None when there is no (usable) schema at all."""
+    resolved = _resolve(schema, root)
+    if resolved is None:
+        return None
+    return _types(resolved, root, [_MAX_SCHEMA_NODES], 0)
+
+
+def _types(schema: Mapping[str, Any], root: Any, budget: list[int], depth: int) -> frozenset[str]:
+    """Intersect what ``type``, ``enum``/``const``, ``anyOf``/``oneOf`` and ``allOf`` each allow.
+
+    Unknown or contradictory constraints give every type: the value is then read by the union rule and
+    jsonschema validation reports the problem, rather than conversion guessing.
+    """
+    budget[0] -= 1
+    if budget[0] < 0 or depth > _MAX_SCHEMA_DEPTH:
+        return _ALL_TYPES
+    allowed = _ALL_TYPES
+    declared = schema.get("type")
+    names = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
+    named = {t for t in names if isinstance(t, str)} & _ALL_TYPES
+    if named:
+        allowed &= _widen(named)
+    values: list[Any] = []
+    if "const" in schema:
+        values.append(schema["const"])
+    enum = schema.get("enum")
+    if isinstance(enum, list):
+        values.extend(enum)
+    found = {t for t in map(_type_of, values) if t is not None}
+    if found:
+        allowed &= _widen(found)
+    for key in ("anyOf", "oneOf"):
+        alternatives = schema.get(key)
+        if isinstance(alternatives, list):
+            union: set[str] = set()
+            for alternative in alternatives:
+                sub = _resolve(alternative, root)
+                if sub is not None:
+                    union |= _types(sub, root, budget, depth + 1)
+            if union:
+                allowed &= _widen(union)
+    members = schema.get("allOf")
+    if isinstance(members, list):
+        for member in members:
+            sub = _resolve(member, root)
+            if sub is not None:
+                allowed &= _types(sub, root, budget, depth + 1)
+    return allowed or _ALL_TYPES
+
+
+def streams_as_string(
+    schema: Mapping[str, Any] | None, root: Mapping[str, Any], *, infer_types: bool = False
+) -> bool:
+    """True when the value can only be a string, so the parser may stream it verbatim as it arrives."""
+    allowed = _allowed_types(schema, root)
+    if allowed is None:
+        return not infer_types
+    return allowed == _STRING_ONLY
+
+
+# --------------------------------------------------------------------------------------------- values
+
+
+def convert_value(
+    raw: str, schema: Mapping[str, Any] | None, root: Mapping[str, Any], *, infer_types: bool = False
+) -> Conversion:
+    """Read parameter text as the schema's type; never raises (a failure is ``Conversion(text, error)``)."""
+    try:
+        return _convert(raw, schema, root, infer_types)
+    except Exception as exc:  # a safety net only: every known path returns normally
+        return Conversion(raw, f"internal error converting value: {exc!r}")
+
+
+def _convert(raw: str, schema: Any, root: Any, infer_types: bool) -> Conversion:
+    allowed = _allowed_types(schema, root)
+    if allowed is None:
+        if not infer_types:
+            return Conversion(raw)
+        allowed = _ALL_TYPES
+    if allowed == _STRING_ONLY:
+        return Conversion(raw)
+    text = raw.strip()
+    string_ok = "string" in allowed
+    # With string allowed only exact JSON spellings convert: "True" or "None" may well be meant as text.
+    if "null" in allowed and (text == "null" or (not string_ok and text.lower() in ("null", "none"))):
+        return Conversion(None)
+    if "boolean" in allowed:
+        word = text if string_ok else text.lower()
+        if word in ("true", "false"):
+            return Conversion(word == "true")
+    reason = ""
+    if "integer" in allowed:
+        is_number, number, reason = _read_number(text, integer_only="number" not in allowed)
+        if is_number:
+            return Conversion(number)
+    if ("object" in allowed or "array" in allowed) and text and text[0] in "[{(":
+        value, container_reason = _read_container(text, lenient=not string_ok)
+        if not container_reason:
+            if ("object" if isinstance(value, dict) else "array") in allowed:
+                return Conversion(value)
+            container_reason = f"got {'an object' if isinstance(value, dict) else 'an array'}"
+        reason = container_reason
+    if string_ok:
+        return Conversion(raw)
+    expected = [t for t in _TYPE_ORDER if t in allowed and not (t == "integer" and "number" in allowed)]
+    preview = text if len(text) <= _PREVIEW else text[:_PREVIEW] + "..."
+    message = f"cannot read {preview!r} as {' or '.join(expected)}"
+    return Conversion(text, f"{message} ({reason})" if reason else message)
+
+
+def _read_number(text: str, *, integer_only: bool) -> tuple[bool, int | float | None, str]:
+    """JSON number grammar only (no ``inf``, ``+1``, ``1_000``, non-ASCII digits): ``(ok, value, reason)``."""
+    if not _JSON_NUMBER.fullmatch(text):
+        return False, None, ""
+    if "." not in text and "e" not in text and "E" not in text:
+        if len(text.lstrip("-")) > _MAX_INT_DIGITS:  # int() of huge digit strings is slow or refused
+            return False, None, "too many digits"
+        return True, int(text), ""
+    value = float(text)
+    if not math.isfinite(value):
+        return False, None, "out of range"
+    if not integer_only:
+        return True, value, ""
+    exact = Decimal(text)  # finite and below ~1.8e308 here, so the integral value is at most 309 digits
+    if exact != exact.to_integral_value():
+        return False, None, "not an integer"
+    return True, int(exact), ""
+
+
+def _read_container(text: str, *, lenient: bool) -> tuple[Any, str]:
+    """``json.loads`` (depth-checked first), then the Python-literal reader when ``lenient``."""
+    if max_nesting(text) > MAX_DEPTH:
+        return None, "nested too deeply"
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float), ""
+    except (ValueError, RecursionError) as exc:
+        reason = f"invalid JSON: {exc}"
+    if lenient:
+        try:
+            return read_literal(text), ""
+        except LiteralError as exc:
+            reason = f"invalid literal: {exc}"
+    return None, reason
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"number {token[:20]} out of range")
+    return value
