@@ -59,7 +59,8 @@ def merge_deltas(deltas: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         **prev,
                         "function": {
                             **prev["function"],
-                            "arguments": prev["function"]["arguments"] + delta["tool_calls"][0]["function"]["arguments"],
+                            "arguments": prev["function"]["arguments"]
+                            + delta["tool_calls"][0]["function"]["arguments"],
                         },
                     }
                 ]

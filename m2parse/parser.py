@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from itertools import count
+from json.encoder import encode_basestring as _encode_json_string  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 from . import problems as P
@@ -59,13 +60,26 @@ _START, _REASONING, _CONTENT, _BLOCK, _INVOKE, _VALUE, _DONE = range(7)
 _A_THINK_CLOSE, _A_BLOCK_OPEN, _A_LITERAL_TAG, _A_TURN, _A_PARAM_CLOSE, _A_VALUE_CUT, _A_STRAY_CLOSE = range(7)
 
 _CANDIDATE = re.compile(r"[<\]\[]")
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+#: Characters that can start a tag or marker, need JSON escaping, or take part in newline trimming. A delta
+#: without any of them, arriving while nothing is held, goes straight out (feed()'s fast path).
+_SPECIAL_CHARS = frozenset('<[]"\\') | frozenset(chr(c) for c in range(32))
+_SPECIAL = re.compile(r'[<\[\]"\\\x00-\x1f]')
 _NOT_SPACE = re.compile(r"\S")
-_PARAM_OPEN_START = re.compile(r"<parameter\s+name\s*=")
+#: A value missing its </parameter> ends where the next parameter opens. The whitespace is bounded so that a
+#: possible partial match at the end of the buffer is bounded too (the hold-back window stays constant).
+_PARAM_OPEN_START = r"<parameter[ \t\r\n]{1,8}name[ \t\r\n]{0,8}="
 _PARAM_OPEN_PARTIAL = re.compile(
-    r"<(?:p(?:a(?:r(?:a(?:m(?:e(?:t(?:e(?:r(?:\s+(?:n(?:a(?:m(?:e\s*)?)?)?)?)?)?)?)?)?)?)?)?)?)?"
+    r"<(?:p(?:a(?:r(?:a(?:m(?:e(?:t(?:e(?:r(?:[ \t\r\n]{1,8}(?:n(?:a(?:m(?:e[ \t\r\n]{0,8})?)?)?)?)?)?)?)?)?)?)?)?)?)?"
 )
+_PARAM_OPEN_WINDOW = len("<parameter") + 8 + len("name") + 8 + 1
 _TURN_TAGS = tuple((marker, _A_TURN) for marker in TURN_MARKERS)
-_REASONING_TAGS = ((THINK_CLOSE, _A_THINK_CLOSE), (TOOL_CALL_OPEN, _A_BLOCK_OPEN), (THINK_OPEN, _A_LITERAL_TAG), *_TURN_TAGS)
+_REASONING_TAGS = (
+    (THINK_CLOSE, _A_THINK_CLOSE),
+    (TOOL_CALL_OPEN, _A_BLOCK_OPEN),
+    (THINK_OPEN, _A_LITERAL_TAG),
+    *_TURN_TAGS,
+)
 _CONTENT_TAGS = (
     (TOOL_CALL_OPEN, _A_BLOCK_OPEN),
     (THINK_CLOSE, _A_LITERAL_TAG),
@@ -73,7 +87,51 @@ _CONTENT_TAGS = (
     (TOOL_CALL_CLOSE, _A_STRAY_CLOSE),
     *_TURN_TAGS,
 )
-_VALUE_TAGS = ((PARAMETER_CLOSE, _A_PARAM_CLOSE), (INVOKE_CLOSE, _A_VALUE_CUT), (TOOL_CALL_CLOSE, _A_VALUE_CUT), *_TURN_TAGS)
+_VALUE_TAGS = (
+    (PARAMETER_CLOSE, _A_PARAM_CLOSE),
+    (INVOKE_CLOSE, _A_VALUE_CUT),
+    (TOOL_CALL_CLOSE, _A_VALUE_CUT),
+    *_TURN_TAGS,
+)
+
+
+class _TagSet:
+    """The tags one text state reacts to: one regex finds the next full tag, a tail check finds a partial one."""
+
+    __slots__ = ("actions", "find", "partial_extra", "tags", "window")
+
+    def __init__(
+        self, tags: tuple[tuple[str, int], ...], extra: str = "", extra_partial: re.Pattern[str] | None = None
+    ):
+        self.tags = tuple(tag for tag, _ in tags)
+        self.actions = dict(tags)
+        alternatives = [re.escape(tag) for tag in sorted(self.tags, key=len, reverse=True)]
+        if extra:
+            alternatives.append(extra)
+        self.find = re.compile("|".join(alternatives))
+        self.partial_extra = extra_partial
+        self.window = max([len(t) for t in self.tags] + ([_PARAM_OPEN_WINDOW] if extra else []))
+
+    def held_from(self, buf: str, start: int) -> int:
+        """Where a proper prefix of a tag begins at the very end of buf (only the last `window` chars), or -1."""
+        k = max(start, len(buf) - self.window + 1)
+        while True:
+            m = _CANDIDATE.search(buf, k)
+            if m is None:
+                return -1
+            k = m.start()
+            rest = buf[k:]
+            for tag in self.tags:
+                if len(rest) < len(tag) and tag.startswith(rest):
+                    return k
+            if self.partial_extra is not None and self.partial_extra.fullmatch(rest):
+                return k
+            k += 1
+
+
+_REASONING_TAGSET = _TagSet(_REASONING_TAGS)
+_CONTENT_TAGSET = _TagSet(_CONTENT_TAGS)
+_VALUE_TAGSET = _TagSet(_VALUE_TAGS, _PARAM_OPEN_START, _PARAM_OPEN_PARTIAL)
 _INVOKE_OPEN = "<" + INVOKE_TAG
 _PARAMETER_OPEN = "<" + PARAMETER_TAG
 _NEED_MORE = -1
@@ -93,7 +151,9 @@ def sequential_ids(prefix: str = "call_") -> Callable[[], str]:
 
 def _json_str_body(text: str) -> str:
     """JSON string escaping without the quotes; per-character, so it can be applied to any split of a value."""
-    return json.dumps(text, ensure_ascii=False)[1:-1]
+    if _NEEDS_ESCAPE.search(text) is None:
+        return text
+    return _encode_json_string(text)[1:-1]
 
 
 def _parse_attributes(text: str) -> dict[str, str]:
@@ -190,7 +250,7 @@ class _Call:
 class _Value:
     """A parameter value being read. ``streaming`` values are strings sent out as they arrive."""
 
-    __slots__ = ("key", "keep", "offset", "parts", "pending_newline", "schema", "streaming")
+    __slots__ = ("keep", "key", "offset", "parts", "pending_newline", "schema", "streaming")
 
     def __init__(self, key: str, keep: bool, streaming: bool, schema: Mapping[str, Any] | None, offset: int) -> None:
         self.key = key
@@ -258,11 +318,45 @@ class StreamParser:
         return self._finished or self._state == _DONE
 
     def feed(self, delta: str) -> list[Event]:
+        if not self._buf and delta:
+            fast = self._feed_plain(delta)
+            if fast is not None:
+                return fast
         if self._state == _DONE or self._finished or not delta:
             return []
         self._buf = self._buf + delta if self._buf else delta
         self._run()
         return self._take_events()
+
+    def _feed_plain(self, delta: str) -> list[Event] | None:
+        """The common case of a streamed delta, with no tag, newline or escape in it: no scanning needed."""
+        if (delta in _SPECIAL_CHARS) if len(delta) == 1 else (_SPECIAL.search(delta) is not None):
+            return None
+        state = self._state
+        if state == _VALUE:
+            value = self._value
+            if value is None or not value.streaming or value.pending_newline:
+                return None
+            call = self._call
+            if call is None or call.index is None or call.json_prefix:
+                return None
+            self._base += len(delta)
+            value.parts.append(delta)
+            call.fragments.append(delta)
+            return [ToolCallArgumentsDelta(call.index, delta)]
+        if state == _CONTENT or (state == _REASONING and self._inline):
+            sink = self._content
+            event: Event = ContentDelta(delta)
+        elif state == _REASONING:
+            sink = self._reasoning
+            event = ReasoningDelta(delta)
+        else:
+            return None
+        if not sink.started or sink.pending_newlines:
+            return None
+        self._base += len(delta)
+        sink.parts.append(delta)
+        return [event]
 
     def finish(self) -> list[Event]:
         if self._finished:
@@ -329,11 +423,11 @@ class StreamParser:
         pos = 0
         while pos < len(buf):
             state = self._state
-            if state == _REASONING or state == _CONTENT:
+            if state in (_REASONING, _CONTENT):
                 pos = self._scan_text(buf, pos)
             elif state == _VALUE:
                 pos = self._scan_value(buf, pos)
-            elif state == _BLOCK or state == _INVOKE:
+            elif state in (_BLOCK, _INVOKE):
                 pos = self._scan_markup(buf, pos)
             elif state == _START:
                 pos = self._scan_start(buf, pos)
@@ -395,51 +489,41 @@ class StreamParser:
         """Reasoning or content text up to the next tag that changes state."""
         reasoning = self._state == _REASONING
         emit = self._emit_reasoning if reasoning else self._emit_content
-        tags = _REASONING_TAGS if reasoning else _CONTENT_TAGS
-        n = len(buf)
-        start = pos
-        while True:
-            m = _CANDIDATE.search(buf, pos)
-            if m is None:
-                if start < n:
-                    emit(buf[start:])
-                return n
-            i = m.start()
-            action, tag = self._match_tags(buf, i, tags)
-            if action == _LITERAL:
-                pos = i + 1
-                continue
-            if i > start:
-                emit(buf[start:i])
-            if action == _NEED_MORE:
-                return self._hold(i)
-            end = i + len(tag)
-            offset = self._base + i
-            if action == _A_TURN:
-                self._turn_marker(tag, offset)
-                return end
-            if action == _A_BLOCK_OPEN:
-                if reasoning:
-                    self._end_reasoning()
-                    self._report(
-                        P.REASONING_ENDED_BY_TOOL_CALL,
-                        "a tool call started before </think>; the reasoning ends there",
-                        offset,
-                    )
-                self._content.eat_one_newline()
-                self._state = _BLOCK
-                return end
-            if action == _A_THINK_CLOSE:
-                if self._inline:
-                    self._emit_content(self._flush_pending_reasoning_newlines() + THINK_CLOSE)
+        tagset = _REASONING_TAGSET if reasoning else _CONTENT_TAGSET
+        m = tagset.find.search(buf, pos)
+        if m is None:
+            hold = tagset.held_from(buf, pos)
+            end = len(buf) if hold < 0 else hold
+            if end > pos:
+                emit(buf[pos:end])
+            return end if hold < 0 else self._hold(hold)
+        i, end, tag = m.start(), m.end(), m.group()
+        if i > pos:
+            emit(buf[pos:i])
+        offset = self._base + i
+        action = tagset.actions[tag]
+        if action == _A_TURN:
+            self._turn_marker(tag, offset)
+        elif action == _A_BLOCK_OPEN:
+            if reasoning:
                 self._end_reasoning()
-                self._state = _CONTENT
-                return end
-            # <think> inside reasoning, <think>/</think> in content, a stray </minimax:tool_call>: literal text.
+                self._report(
+                    P.REASONING_ENDED_BY_TOOL_CALL,
+                    "a tool call started before </think>; the reasoning ends there",
+                    offset,
+                )
+            self._content.eat_one_newline()
+            self._state = _BLOCK
+        elif action == _A_THINK_CLOSE:
+            if self._inline:
+                self._emit_content(self._flush_pending_reasoning_newlines() + THINK_CLOSE)
+            self._end_reasoning()
+            self._state = _CONTENT
+        else:  # <think> inside reasoning, <think>/</think> in content, a stray </minimax:tool_call>: literal text
             code = P.UNBALANCED_TAG if action == _A_STRAY_CLOSE else P.UNEXPECTED_TAG
             self._report(code, f"{tag} here has no meaning; kept as text", offset)
             emit(tag)
-            start = pos = end
+        return end
 
     def _flush_pending_reasoning_newlines(self) -> str:
         """In inline mode reasoning is content, verbatim: its held newlines belong before </think>."""
@@ -545,7 +629,9 @@ class StreamParser:
         if gt == -1:
             if len(buf) - i > MAX_TAG_LENGTH:
                 self._tag_scan_from = 0
-                self._report(P.MALFORMED_TAG, f"{opener} tag not closed with '>' within {MAX_TAG_LENGTH}", self._base + i)
+                self._report(
+                    P.MALFORMED_TAG, f"{opener} tag not closed with '>' within {MAX_TAG_LENGTH}", self._base + i
+                )
                 self._emit_content(opener)
                 return j
             self._tag_scan_from = len(buf)
@@ -573,7 +659,9 @@ class StreamParser:
                 raise M2ParseError(Problem(P.UNKNOWN_TOOL, f"unknown tool {name!r}", offset))
             dropped = self._unknown_tool == "drop"
             self._report(
-                P.UNKNOWN_TOOL, f"unknown tool {name!r}" + ("; call dropped" if dropped else ""), offset,
+                P.UNKNOWN_TOOL,
+                f"unknown tool {name!r}" + ("; call dropped" if dropped else ""),
+                offset,
                 None if dropped else self._next_index,
             )
             if not dropped:
@@ -641,46 +729,35 @@ class StreamParser:
             self._emit_args(_json_str_body(text))
 
     def _scan_value(self, buf: str, pos: int) -> int:
-        n = len(buf)
-        start = pos
-        while True:
-            m = _CANDIDATE.search(buf, pos)
-            if m is None:
-                if start < n:
-                    self._value_text(buf[start:])
-                return n
-            i = m.start()
-            action, tag = self._match_tags(buf, i, _VALUE_TAGS)
-            if action == _LITERAL and buf[i] == "<":
-                if _PARAM_OPEN_START.match(buf, i):
-                    action = _A_VALUE_CUT
-                elif _PARAM_OPEN_PARTIAL.fullmatch(buf, i):
-                    action = _NEED_MORE
-            if action == _LITERAL:
-                pos = i + 1
-                continue
-            if i > start:
-                self._value_text(buf[start:i])
-            if action == _NEED_MORE:
-                return self._hold(i)
-            offset = self._base + i
-            if action == _A_TURN:
-                self._turn_marker(tag, offset)
-                return i + len(tag)
-            if action == _A_PARAM_CLOSE:
-                self._close_value(truncated=False, offset=offset)
-                self._state = _INVOKE
-                return i + len(tag)
-            # The value ran into the next tag: </parameter> is missing.
-            self._report(P.UNBALANCED_TAG, "parameter value not closed with </parameter>", offset, self._call_index())
-            value = self._value
-            assert value is not None
-            value.pending_newline = False
-            if not value.streaming and value.parts and value.parts[-1].endswith("\n"):
-                value.parts[-1] = value.parts[-1][:-1]
+        m = _VALUE_TAGSET.find.search(buf, pos)
+        if m is None:
+            hold = _VALUE_TAGSET.held_from(buf, pos)
+            end = len(buf) if hold < 0 else hold
+            if end > pos:
+                self._value_text(buf[pos:end])
+            return end if hold < 0 else self._hold(hold)
+        i, end, tag = m.start(), m.end(), m.group()
+        if i > pos:
+            self._value_text(buf[pos:i])
+        offset = self._base + i
+        action = _VALUE_TAGSET.actions.get(tag, _A_VALUE_CUT)
+        if action == _A_TURN:
+            self._turn_marker(tag, offset)
+            return end
+        if action == _A_PARAM_CLOSE:
             self._close_value(truncated=False, offset=offset)
             self._state = _INVOKE
-            return i
+            return end
+        # The value ran into the next tag: </parameter> is missing. The tag is read again in _INVOKE.
+        self._report(P.UNBALANCED_TAG, "parameter value not closed with </parameter>", offset, self._call_index())
+        value = self._value
+        assert value is not None
+        value.pending_newline = False
+        if not value.streaming and value.parts and value.parts[-1].endswith("\n"):
+            value.parts[-1] = value.parts[-1][:-1]
+        self._close_value(truncated=False, offset=offset)
+        self._state = _INVOKE
+        return i
 
     def _call_index(self) -> int | None:
         return self._call.index if self._call is not None else None
@@ -720,9 +797,7 @@ class StreamParser:
         assert call is not None
         self._state = _BLOCK
         if truncated:
-            self._report(
-                P.TRUNCATED_TOOL_CALL, f"output ended inside the call to {call.name!r}", offset, call.index
-            )
+            self._report(P.TRUNCATED_TOOL_CALL, f"output ended inside the call to {call.name!r}", offset, call.index)
         if call.index is None:
             self._call = None
             return
@@ -753,8 +828,9 @@ class StreamParser:
                 (self._emit_reasoning if state == _REASONING else self._emit_content)(held)
                 held = ""
         if state in (_REASONING, _CONTENT):
-            if held:
+            if len(held) > 1:  # a lone '<', '[' or ']' ending prose or code is not worth a report
                 self._report(P.TRUNCATED_TAG, f"output ended inside what may be a tag: {held!r}", offset)
+            if held:
                 (self._emit_reasoning if state == _REASONING else self._emit_content)(held)
             if state == _REASONING:
                 self._report(P.MISSING_THINK_END, "output ended inside the reasoning (no </think>)", end)
@@ -765,6 +841,8 @@ class StreamParser:
             self._close_value(truncated=True, offset=end)
         if self._call is not None:
             self._close_call(truncated=True, offset=end)
+        elif held and _INVOKE_OPEN.startswith(held[: len(_INVOKE_OPEN)]):  # cut inside <invoke …>: a call was meant
+            self._report(P.TRUNCATED_TOOL_CALL, "output ended inside an <invoke> tag", offset)
         else:
             self._report(P.UNBALANCED_TAG, "<minimax:tool_call> block never closed", end)
 

@@ -170,9 +170,11 @@ def parameter_schema(spec: ToolSpec, name: str) -> tuple[bool, Mapping[str, Any]
                     return True, _resolve(sub, root)
             except re.error:
                 continue
-    extra = params.get("additionalProperties", True)
+    extra = params.get("additionalProperties")
     if extra is False:
         return False, None
+    if extra is True:  # said explicitly, so extra names are expected, unlike the JSON Schema default
+        return True, None
     if isinstance(extra, Mapping):
         return True, _resolve(extra, root)
     return not declared, None
@@ -295,9 +297,7 @@ def _types(schema: Mapping[str, Any], root: Any, budget: list[int], depth: int) 
     return allowed or _ALL_TYPES
 
 
-def streams_as_string(
-    schema: Mapping[str, Any] | None, root: Mapping[str, Any], *, infer_types: bool = False
-) -> bool:
+def streams_as_string(schema: Mapping[str, Any] | None, root: Mapping[str, Any], *, infer_types: bool = False) -> bool:
     """True when the value can only be a string, so the parser may stream it verbatim as it arrives."""
     allowed = _allowed_types(schema, root)
     if allowed is None:
@@ -341,12 +341,12 @@ def _convert(raw: str, schema: Any, root: Any, infer_types: bool) -> Conversion:
         if is_number:
             return Conversion(number)
     if ("object" in allowed or "array" in allowed) and text and text[0] in "[{(":
-        value, container_reason = _read_container(text, lenient=not string_ok)
-        if not container_reason:
-            if ("object" if isinstance(value, dict) else "array") in allowed:
+        value, reason = _read_container(text, lenient=not string_ok)
+        if not reason:
+            got = _type_of(value)  # "(1)" reads as a plain 1
+            if got in allowed:
                 return Conversion(value)
-            container_reason = f"got {'an object' if isinstance(value, dict) else 'an array'}"
-        reason = container_reason
+            reason = f"got {'an' if got in ('object', 'array', 'integer') else 'a'} {got}"
     if string_ok:
         return Conversion(raw)
     expected = [t for t in _TYPE_ORDER if t in allowed and not (t == "integer" and "number" in allowed)]

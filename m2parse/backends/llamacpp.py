@@ -1,0 +1,81 @@
+"""llama.cpp's native ``/completion`` endpoint.
+
+Stream: ``data: {"index": 0, "content": "<token>", "tokens": [...], "stop": false, "tokens_predicted": n, ...}``
+per token, then a final ``{"content": "", "stop": true, "stop_type": "eos" | "limit" | "word",
+"stopping_word", "tokens_predicted", "tokens_evaluated", "timings", ...}``; no ``[DONE]``. Non-streaming returns
+the final object with the whole ``content``. Older servers report ``stopped_eos``/``stopped_limit``/
+``stopped_word`` booleans instead of ``stop_type``, and write in-stream errors as an ``error:`` SSE field.
+
+llama.cpp has no per-request switch for special tokens: if the GGUF marks ``<think>``/``<minimax:tool_call>`` as
+control tokens, start ``llama-server`` with ``--special``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .base import (
+    Piece,
+    SamplingParams,
+    Usage,
+    in_band_error,
+    int_or_none,
+    load_json,
+    protocol_error,
+    stop_strings,
+)
+
+NAME = "llamacpp"
+STREAM_PATH = "/completion"
+PATH = "/completion"
+HEALTH_PATH = "/health"
+MODELS_PATH = None
+INCLUDES_STOP_STRINGS = False
+
+
+def request_body(prompt: str, params: SamplingParams, *, stream: bool, model: str | None = None) -> dict[str, Any]:
+    """llama.cpp names: ``n_predict`` for max_tokens; the rest keep their OpenAI names."""
+    body: dict[str, Any] = {"prompt": prompt, "stream": stream}
+    if params.max_tokens is not None:
+        body["n_predict"] = params.max_tokens
+    for key in ("temperature", "top_p", "top_k", "seed"):
+        value = getattr(params, key)
+        if value is not None:
+            body[key] = value
+    body["stop"] = stop_strings(params.stop)
+    return body
+
+
+def _finish(obj: Mapping[str, Any]) -> str | None:
+    if obj.get("stop") is not True:
+        return None
+    stop_type = obj.get("stop_type")
+    if stop_type == "limit" or (stop_type is None and obj.get("stopped_limit") is True):
+        return "length"
+    return "stop"
+
+
+def _decode(obj: Any) -> Piece:
+    if (error := in_band_error(obj)) is not None:
+        raise error
+    if not isinstance(obj, Mapping):
+        raise protocol_error("llama.cpp response is not a JSON object")
+    content = obj.get("content", "")
+    if not isinstance(content, str):
+        raise protocol_error("llama.cpp 'content' is not a string")
+    finish = _finish(obj)
+    usage = None
+    if finish is not None:
+        usage = Usage(int_or_none(obj.get("tokens_evaluated")), int_or_none(obj.get("tokens_predicted")))
+    return Piece(content, finish, usage)
+
+
+def decode_stream_data(data: str) -> Piece | None:
+    """One SSE ``data`` payload -> a Piece (the one with ``stop: true`` ends the stream)."""
+    return _decode(load_json(data))
+
+
+def decode_response(body: Any) -> Piece:
+    piece = _decode(body)
+    return piece if piece.finish_reason else Piece(piece.text, "stop", piece.usage)

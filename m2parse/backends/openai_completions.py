@@ -1,0 +1,93 @@
+"""OpenAI-style ``/v1/completions`` as vLLM, SGLang and llama.cpp's server speak it.
+
+Stream: ``data: {"choices": [{"index": 0, "text": "...", "finish_reason": null}], ...}`` per token, the finish
+reason on the last text chunk, then (with ``stream_options.include_usage``) a chunk with ``"choices": []`` and
+``usage``, then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .base import (
+    BackendError,
+    Piece,
+    SamplingParams,
+    Usage,
+    in_band_error,
+    int_or_none,
+    load_json,
+    protocol_error,
+    stop_strings,
+)
+
+NAME = "openai"
+STREAM_PATH = "/v1/completions"
+PATH = "/v1/completions"
+HEALTH_PATH = "/health"
+MODELS_PATH = "/v1/models"
+#: The backend leaves stop strings out of its output, so nothing needs trimming.
+INCLUDES_STOP_STRINGS = False
+
+
+def request_body(prompt: str, params: SamplingParams, *, stream: bool, model: str | None = None) -> dict[str, Any]:
+    """``skip_special_tokens: false`` keeps ``<think>``/``<minimax:tool_call>`` when the tokenizer marks them special."""
+    body: dict[str, Any] = {"prompt": prompt, "stream": stream}
+    if model:
+        body["model"] = model
+    for key in ("max_tokens", "temperature", "top_p", "top_k", "seed"):
+        value = getattr(params, key)
+        if value is not None:
+            body[key] = value
+    body["stop"] = stop_strings(params.stop)
+    body["skip_special_tokens"] = False
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _usage(obj: Any) -> Usage | None:
+    if not isinstance(obj, Mapping):
+        return None
+    return Usage(int_or_none(obj.get("prompt_tokens")), int_or_none(obj.get("completion_tokens")))
+
+
+def _finish(reason: Any) -> str | None:
+    if reason is None:
+        return None
+    if reason == "length":
+        return "length"
+    if reason in ("abort", "error"):
+        raise BackendError("backend", f"the backend ended the completion with finish_reason {reason!r}")
+    return "stop"
+
+
+def _decode(obj: Any) -> Piece:
+    if (error := in_band_error(obj)) is not None:
+        raise error
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("choices"), list):
+        raise protocol_error("completion chunk without a 'choices' list")
+    usage = _usage(obj.get("usage"))
+    if not obj["choices"]:
+        return Piece(usage=usage)
+    choice = obj["choices"][0]
+    text = choice.get("text") if isinstance(choice, Mapping) else None
+    if text is None and isinstance(choice, Mapping) and "text" not in choice:
+        raise protocol_error("completion choice without 'text'")
+    if text is not None and not isinstance(text, str):
+        raise protocol_error("completion choice 'text' is not a string")
+    return Piece(text or "", _finish(choice.get("finish_reason")), usage)
+
+
+def decode_stream_data(data: str) -> Piece | None:
+    """One SSE ``data`` payload -> a Piece; None for ``[DONE]``, the end of the stream."""
+    if data.strip() == "[DONE]":
+        return None
+    return _decode(load_json(data))
+
+
+def decode_response(body: Any) -> Piece:
+    """A non-streaming ``/v1/completions`` response (parsed JSON) -> the whole text as one Piece."""
+    piece = _decode(body)
+    return piece if piece.finish_reason else Piece(piece.text, "stop", piece.usage)

@@ -1,0 +1,320 @@
+"""Hypothesis strategies shared by the parser tests.
+
+Tool definitions with JSON schemas across every JSON type, typed arguments drawn from those schemas, the
+official template's tool-call rendering, whole generated outputs, hostile text and random chunkings.
+The tag spellings are written out here on purpose: the tests check the parser against the documented format,
+not against its own constants.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+BLOCK_OPEN = "<minimax:tool_call>"
+BLOCK_CLOSE = "</minimax:tool_call>"
+TURN_MARKERS = ("]~b]", "[e~[", "]~!b[")
+
+#: Anything that could be read as markup by the parser; generated "plain" text never contains a match.
+MARKUP_RE = re.compile(r"</?(?:think|minimax:tool_call|invoke|parameter)|\]~b\]|\[e~\[|\]~!b\[", re.IGNORECASE)
+
+#: Markup-ish fragments for hostile text (turn markers are kept apart so they can be made rare).
+HOSTILE_TAGS = (
+    "<think>",
+    "</think>",
+    "<minimax:tool_call>",
+    "</minimax:tool_call>",
+    '<invoke name="x">',
+    "<invoke name='y' a=b>",
+    "<invoke name = x >",
+    "<parameter name=k>",
+    '<parameter name="n">',
+    "<parameter a='1' name=\"m\">",
+    "</parameter>",
+    "</invoke>",
+    "<invoke>",
+    "<parameter>",
+)
+HOSTILE_BITS = ("<", "</", "\n", "\n\n", " ", '"', "'", "&", "&amp;", "=", ">", "你好", "😀", "NaN", "Infinity", "12")
+HOSTILE_ALPHABET = "ab k xyn\n\t\"'&<>/=[]~!e中文😀{}:0-9."
+
+Call = tuple[str, dict[str, Any]]
+Tool = dict[str, Any]
+
+
+def is_plain(text: str) -> bool:
+    """True when ``text`` holds nothing the parser could take for markup or a turn marker."""
+    return MARKUP_RE.search(text) is None
+
+
+# --------------------------------------------------------------------------------------------------- text
+
+_RICH_CHARS = st.one_of(
+    st.characters(codec="utf-8"),
+    st.sampled_from(list(" \n\t<>/=\"'&[]~!{}:,\\") + ["中", "文", "😀", "é", "\u2028"]),
+)
+
+
+def plain_text(*, max_size: int = 40, alphabet: st.SearchStrategy[str] = _RICH_CHARS) -> st.SearchStrategy[str]:
+    """Arbitrary text, markup-free (may contain ``<``, quotes, newlines, non-ASCII)."""
+    return st.text(alphabet, max_size=max_size).filter(is_plain)
+
+
+def edge_trimmed(text: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Text that neither starts nor ends with ``\\n`` (the template's ``.strip('\\n')``)."""
+    return text.map(lambda s: s.strip("\n"))
+
+
+_NAME_ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzABCXYZ_0123456789.-") + ["中", "文"])
+names = st.text(_NAME_ALPHABET, min_size=1, max_size=12)
+"""Tool and parameter names: no whitespace, quotes, ``<``, ``>`` or ``&``."""
+
+
+def _json_text(*, max_size: int = 20) -> st.SearchStrategy[str]:
+    return plain_text(max_size=max_size)
+
+
+# ----------------------------------------------------------------------------------------- schemas/values
+
+_SCALARS = ("string", "integer", "number", "boolean")
+
+
+@st.composite
+def schemas(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
+    """A parameter JSON schema: scalars, enums, nullable unions (``type`` list or ``anyOf``), objects, arrays."""
+    kinds = ["string", "integer", "number", "boolean", "string_enum", "integer_enum", "nullable"]
+    if depth < 2:
+        kinds += ["object", "array"]
+    kind = draw(st.sampled_from(kinds))
+    if kind in _SCALARS:
+        return {"type": kind}
+    if kind == "string_enum":
+        return {"type": "string", "enum": draw(st.lists(_json_text(), min_size=1, max_size=4, unique=True))}
+    if kind == "integer_enum":
+        return {"type": "integer", "enum": draw(st.lists(st.integers(-1000, 1000), min_size=1, unique=True))}
+    if kind == "nullable":
+        # a string in a union is .strip()ed, so string enums (arbitrary edges, "null") stay out of unions
+        inner = draw(schemas(depth + 1).filter(_union_member))
+        if draw(st.booleans()):
+            return {"anyOf": [inner, {"type": "null"}]}
+        return {**inner, "type": [inner["type"], "null"]}
+    if kind == "object":
+        props = draw(st.dictionaries(names, schemas(depth + 1), max_size=4))
+        required = [k for k in props if draw(st.booleans())]
+        return {"type": "object", "properties": props, "required": required}
+    return {"type": "array", "items": draw(schemas(depth + 1))}
+
+
+def _union_member(schema: Mapping[str, Any]) -> bool:
+    return isinstance(schema.get("type"), str) and not (schema["type"] == "string" and "enum" in schema)
+
+
+def _nullable_string() -> st.SearchStrategy[str]:
+    # A string in a string|null union is .strip()ed and "null" means None: keep such strings unambiguous.
+    return _json_text().map(str.strip).filter(lambda s: s not in ("", "null"))
+
+
+def values_for(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
+    """Values valid under ``schema`` (as produced by :func:`schemas`)."""
+    if "anyOf" in schema:
+        inner = next(s for s in schema["anyOf"] if s.get("type") != "null")
+        return st.one_of(st.none(), values_for({**inner, "type": [inner["type"], "null"]}))
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    kind = schema["type"]
+    if isinstance(kind, list):
+        base = next(t for t in kind if t != "null")
+        inner_values = _nullable_string() if base == "string" else values_for({**schema, "type": base})
+        return st.one_of(st.none(), inner_values)
+    if kind == "string":
+        return _json_text()
+    if kind == "integer":
+        return st.integers(-(2**63), 2**63)
+    if kind == "number":
+        return st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False))
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "array":
+        return st.lists(values_for(schema["items"]), max_size=4)
+    props: Mapping[str, Any] = schema["properties"]
+    required = set(schema.get("required", ()))
+    return st.fixed_dictionaries(
+        {k: values_for(s) for k, s in props.items() if k in required},
+        optional={k: values_for(s) for k, s in props.items() if k not in required},
+    )
+
+
+@st.composite
+def tools(draw: st.DrawFn, *, min_size: int = 1, max_size: int = 4) -> list[Tool]:
+    """A tools list: OpenAI-shaped or bare ``{"name", "parameters"}`` entries with unique names."""
+    tool_names = draw(st.lists(names, min_size=min_size, max_size=max_size, unique=True))
+    out: list[Tool] = []
+    for name in tool_names:
+        props = draw(st.dictionaries(names, schemas(), max_size=5))
+        required = [k for k in props if draw(st.booleans())]
+        params = {"type": "object", "properties": props, "required": required}
+        function = {"name": name, "description": f"tool {name}", "parameters": params}
+        out.append({"type": "function", "function": function} if draw(st.booleans()) else function)
+    return out
+
+
+def tool_function(tool: Mapping[str, Any]) -> Mapping[str, Any]:
+    return tool.get("function", tool)
+
+
+@st.composite
+def calls_for(draw: st.DrawFn, tool_list: Sequence[Tool], *, max_size: int = 3) -> list[Call]:
+    """Calls of tools from ``tool_list`` with schema-valid arguments (required ones always present)."""
+    out: list[Call] = []
+    for _ in range(draw(st.integers(0, max_size))):
+        fn = tool_function(draw(st.sampled_from(list(tool_list))))
+        props: Mapping[str, Any] = fn["parameters"]["properties"]
+        required = set(fn["parameters"]["required"])
+        keys = [k for k in props if k in required or draw(st.booleans())]
+        keys = draw(st.permutations(keys))
+        out.append((fn["name"], {k: draw(values_for(props[k])) for k in keys}))
+    return out
+
+
+@st.composite
+def tools_and_calls(draw: st.DrawFn) -> tuple[list[Tool], list[Call]]:
+    tool_list = draw(tools())
+    return tool_list, draw(calls_for(tool_list).filter(bool))
+
+
+# ------------------------------------------------------------------------------------------------ render
+
+
+def render_value(value: Any) -> str:
+    """A parameter value the way the template writes it: strings raw, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def render_tool_calls(calls: Sequence[Call]) -> str:
+    """One tool-call block exactly as the official template writes it (leading ``\\n`` included)."""
+    out = ["\n", BLOCK_OPEN, "\n"]
+    for name, args in calls:
+        out.append(f'<invoke name="{name}">\n')
+        out.extend(f'<parameter name="{k}">{render_value(v)}</parameter>\n' for k, v in args.items())
+        out.append("</invoke>\n")
+    out.append(BLOCK_CLOSE)
+    return "".join(out)
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A generated output and what parsing it (separated mode, with ``tools``) must give back."""
+
+    text: str
+    reasoning: str
+    content: str
+    calls: tuple[Call, ...]
+    tools: tuple[Tool, ...]
+
+
+@st.composite
+def template_turns(draw: st.DrawFn) -> Turn:
+    """``REASONING\\n</think>\\n\\nCONTENT`` + an optional block, exactly as the template renders a turn."""
+    tool_list = draw(tools())
+    reasoning = draw(edge_trimmed(plain_text()))
+    content = draw(edge_trimmed(plain_text()))
+    calls = draw(calls_for(tool_list))
+    text = reasoning + "\n" + THINK_CLOSE + "\n\n" + content + (render_tool_calls(calls) if calls else "")
+    return Turn(text, reasoning, content, tuple(calls), tuple(tool_list))
+
+
+@st.composite
+def generated_turns(draw: st.DrawFn) -> Turn:
+    """Looser well-formed outputs: an optional own ``<think>``, ``\\n`` at the text edges, several blocks,
+    text between and after blocks."""
+    tool_list = draw(tools())
+    lead = draw(st.sampled_from(["", THINK_OPEN + "\n", "\n" + THINK_OPEN + "\n", THINK_OPEN]))
+    reasoning = draw(plain_text())
+    parts = [lead, reasoning, "\n", THINK_CLOSE, "\n\n"]
+    between = [draw(plain_text())]
+    all_calls: list[Call] = []
+    for _ in range(draw(st.integers(0, 3))):
+        calls = draw(calls_for(tool_list).filter(bool))
+        all_calls += calls
+        between.append(draw(plain_text(max_size=10)))
+        parts += [between[-2], render_tool_calls(calls)]
+    parts.append(between[-1])
+    content = ("\n\n" + "".join(between)).strip("\n")
+    return Turn("".join(parts), reasoning.strip("\n"), content, tuple(all_calls), tuple(tool_list))
+
+
+def _prefixes(tags: Sequence[str]) -> st.SearchStrategy[str]:
+    return st.sampled_from(list(tags)).flatmap(lambda t: st.integers(1, len(t) - 1).map(lambda i: t[:i]))
+
+
+def hostile_pieces(*, markers: bool = True) -> st.SearchStrategy[str]:
+    """One piece of hostile text: free text, a tag, a partial tag, a special bit, rarely a turn marker."""
+    pieces = [
+        st.text(st.sampled_from(list(HOSTILE_ALPHABET)), max_size=6),
+        st.text(max_size=3),
+        st.sampled_from(HOSTILE_TAGS),
+        st.sampled_from(HOSTILE_TAGS),
+        _prefixes(HOSTILE_TAGS),
+        st.sampled_from(HOSTILE_BITS),
+    ]
+    if markers:
+        rare = list(TURN_MARKERS) + ["]~b", "[e~", "]~!", "]~"] + [""] * 14
+        pieces.append(st.sampled_from(rare))
+    return st.one_of(pieces)
+
+
+def hostile_texts(*, max_pieces: int = 40, markers: bool = True) -> st.SearchStrategy[str]:
+    """Arbitrary text interleaved with markup fragments, partial tags and (rarely) turn markers."""
+    return st.lists(hostile_pieces(markers=markers), max_size=max_pieces).map("".join)
+
+
+@st.composite
+def mutated_turns(draw: st.DrawFn) -> str:
+    """A generated output with hostile pieces inserted, ranges deleted, and possibly cut off."""
+    text = draw(generated_turns()).text
+    for _ in range(draw(st.integers(0, 4))):
+        i = draw(st.integers(0, len(text)))
+        if draw(st.booleans()):
+            text = text[:i] + draw(hostile_pieces()) + text[i:]
+        else:
+            text = text[:i] + text[i + draw(st.integers(1, 8)) :]
+    if draw(st.booleans()):
+        text = text[: draw(st.integers(0, len(text)))]
+    return text
+
+
+def any_outputs() -> st.SearchStrategy[str]:
+    """Everything: arbitrary text, hostile text, well-formed and mutated outputs."""
+    return st.one_of(
+        st.text(),
+        hostile_texts(),
+        generated_turns().map(lambda t: t.text),
+        mutated_turns(),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- chunking
+
+
+def split_text(text: str, points: Sequence[int]) -> list[str]:
+    """``text`` cut at ``points`` (sorted or not, repeats give empty chunks)."""
+    cuts = [0, *sorted(points), len(text)]
+    return [text[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+def chunkings(text: str) -> st.SearchStrategy[list[str]]:
+    """Ways to deliver ``text`` as deltas: one char at a time, or cut at random points (empty chunks too)."""
+    by_char = st.just([text[i : i + 1] for i in range(len(text))])
+    small = st.integers(1, 5).map(lambda n: [text[i : i + n] for i in range(0, len(text), n)])
+    random_points = st.lists(st.integers(0, len(text)), max_size=min(len(text) + 2, 30))
+    return st.one_of(by_char, small, random_points.map(lambda pts: split_text(text, pts)))
