@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import strategies as st
@@ -58,7 +59,7 @@ def is_plain(text: str) -> bool:
 
 _RICH_CHARS = st.one_of(
     st.characters(codec="utf-8"),
-    st.sampled_from(list(" \n\t<>/=\"'&[]~!{}:,\\") + ["中", "文", "😀", "é", "\u2028"]),
+    st.sampled_from([*" \n\t<>/=\"'&[]~!{}:,\\", "中", "文", "😀", "é", "\u2028"]),
 )
 
 
@@ -72,7 +73,7 @@ def edge_trimmed(text: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return text.map(lambda s: s.strip("\n"))
 
 
-_NAME_ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzABCXYZ_0123456789.-") + ["中", "文"])
+_NAME_ALPHABET = st.sampled_from([*"abcdefghijklmnopqrstuvwxyzABCXYZ_0123456789.-", "中", "文"])
 names = st.text(_NAME_ALPHABET, min_size=1, max_size=12)
 """Tool and parameter names: no whitespace, quotes, ``<``, ``>`` or ``&``."""
 
@@ -309,7 +310,7 @@ def any_outputs() -> st.SearchStrategy[str]:
 def split_text(text: str, points: Sequence[int]) -> list[str]:
     """``text`` cut at ``points`` (sorted or not, repeats give empty chunks)."""
     cuts = [0, *sorted(points), len(text)]
-    return [text[a:b] for a, b in zip(cuts, cuts[1:])]
+    return [text[a:b] for a, b in pairwise(cuts)]
 
 
 def chunkings(text: str) -> st.SearchStrategy[list[str]]:
