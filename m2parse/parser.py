@@ -596,12 +596,15 @@ class StreamParser:
         # Stray text: up to the next '<' (or marker candidate), returned as content.
         m2 = _CANDIDATE.search(buf, i + 1)
         end = m2.start() if m2 else n
+        self._scan_markup_stray(buf[i:end], self._base + i)
+        return end
+
+    def _scan_markup_stray(self, text: str, offset: int) -> None:
         if not self._stray:
             self._stray = True
             where = "<invoke>" if self._state == _INVOKE else "<minimax:tool_call>"
-            self._report(P.STRAY_TEXT, f"text inside {where} that is not markup; returned as content", self._base + i)
-        self._emit_content(buf[i:end])
-        return end
+            self._report(P.STRAY_TEXT, f"text inside {where} that is not markup; returned as content", offset)
+        self._emit_content(text)
 
     @staticmethod
     def _is_tag_start(buf: str, i: int, opener: str) -> bool:
@@ -835,6 +838,9 @@ class StreamParser:
             if state == _REASONING:
                 self._report(P.MISSING_THINK_END, "output ended inside the reasoning (no </think>)", end)
             return
+        if held and held[0] in "[]" and state != _VALUE:  # not a tag, at most half a turn marker: stray text
+            self._scan_markup_stray(held, offset)
+            held = ""
         if held:
             self._report(P.TRUNCATED_TAG, f"output ended inside a tag: {held!r}", offset, self._call_index())
         if self._value is not None:
