@@ -138,6 +138,14 @@ _NEED_MORE = -1
 _LITERAL = -2
 
 
+def _tool_specs(tools: Iterable[Mapping[str, Any]] | Mapping[str, ToolSpec] | None) -> Mapping[str, ToolSpec]:
+    """Tools as given, or already normalised: a server that sees the same tools per request normalises once and
+    keeps the compiled validators."""
+    if isinstance(tools, Mapping) and all(isinstance(spec, ToolSpec) for spec in tools.values()):
+        return tools
+    return normalize_tools(tools)  # type: ignore[arg-type]
+
+
 def default_id_factory() -> str:
     """OpenAI-shaped call ids (``call_`` + 24 hex digits)."""
     return "call_" + uuid.uuid4().hex[:24]
@@ -267,7 +275,7 @@ class StreamParser:
 
     def __init__(
         self,
-        tools: Iterable[Mapping[str, Any]] | None = None,
+        tools: Iterable[Mapping[str, Any]] | Mapping[str, ToolSpec] | None = None,
         *,
         reasoning: ReasoningMode = "separated",
         starts_in_reasoning: bool = True,
@@ -283,7 +291,7 @@ class StreamParser:
         for label, policy in (("unknown_tool", unknown_tool), ("unknown_parameter", unknown_parameter)):
             if policy not in ("keep", "drop", "error"):
                 raise ValueError(f"{label} must be 'keep', 'drop' or 'error', not {policy!r}")
-        self._tools: dict[str, ToolSpec] = normalize_tools(tools)
+        self._tools: Mapping[str, ToolSpec] = _tool_specs(tools)
         self._have_tools = bool(self._tools)
         self._inline = reasoning == "inline"
         self._starts_in_reasoning = starts_in_reasoning
@@ -838,7 +846,12 @@ class StreamParser:
             if state == _REASONING:
                 self._report(P.MISSING_THINK_END, "output ended inside the reasoning (no </think>)", end)
             return
-        if held and held[0] in "[]" and state != _VALUE:  # not a tag, at most half a turn marker: stray text
+        if held and state == _VALUE:  # the value so far includes what might have become a tag
+            if held[0] == "<" and len(held) > 1:
+                self._report(P.TRUNCATED_TAG, f"output ended inside what may be a tag: {held!r}", offset)
+            self._value_text(held)
+            held = ""
+        if held and held[0] in "[]":  # not a tag, at most half a turn marker: stray text
             self._scan_markup_stray(held, offset)
             held = ""
         if held:
@@ -855,7 +868,7 @@ class StreamParser:
 
 def parse(
     text: str,
-    tools: Iterable[Mapping[str, Any]] | None = None,
+    tools: Iterable[Mapping[str, Any]] | Mapping[str, ToolSpec] | None = None,
     **options: Any,
 ) -> ParsedMessage:
     """Parse a whole output: the same machine as streaming, fed once and finished."""

@@ -77,79 +77,77 @@ _NAME_ALPHABET = st.sampled_from([*"abcdefghijklmnopqrstuvwxyzABCXYZ_0123456789.
 names = st.text(_NAME_ALPHABET, min_size=1, max_size=12)
 """Tool and parameter names: no whitespace, quotes, ``<``, ``>`` or ``&``."""
 
-
-def _json_text(*, max_size: int = 20) -> st.SearchStrategy[str]:
-    return plain_text(max_size=max_size)
-
-
 # ----------------------------------------------------------------------------------------- schemas/values
+# Drawn imperatively from a few prebuilt strategies: building strategies per schema is what makes generation slow.
 
 _SCALARS = ("string", "integer", "number", "boolean")
+_KINDS = (*_SCALARS, "string_enum", "integer_enum", "nullable", "object", "array")
+_TEXT = plain_text(max_size=20)
+# A string in a string|null union is .strip()ed and "null" means None: such strings are kept unambiguous.
+_UNION_TEXT = _TEXT.map(str.strip).filter(lambda s: s not in ("", "null"))
+_INTEGERS = st.integers(-(2**63), 2**63)
+_NUMBERS = st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False))
+_SMALL_INTS = st.integers(-1000, 1000)
+_COUNT = st.integers(0, 4)
+_PLAIN = plain_text()
+_PLAIN_SHORT = plain_text(max_size=10)
+_TRIMMED = edge_trimmed(_PLAIN)
 
 
-@st.composite
-def schemas(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
-    """A parameter JSON schema: scalars, enums, nullable unions (``type`` list or ``anyOf``), objects, arrays."""
-    kinds = ["string", "integer", "number", "boolean", "string_enum", "integer_enum", "nullable"]
-    if depth < 2:
-        kinds += ["object", "array"]
+def _draw_schema(draw: st.DrawFn, depth: int, *, in_union: bool = False) -> dict[str, Any]:
+    kinds = _KINDS if depth < 2 else _KINDS[:-2]
+    if in_union:  # string enums (arbitrary edges, "null") and nested unions stay out of unions
+        kinds = tuple(k for k in kinds if k not in ("string_enum", "nullable"))
     kind = draw(st.sampled_from(kinds))
     if kind in _SCALARS:
         return {"type": kind}
     if kind == "string_enum":
-        return {"type": "string", "enum": draw(st.lists(_json_text(), min_size=1, max_size=4, unique=True))}
+        return {"type": "string", "enum": draw(st.lists(_TEXT, min_size=1, max_size=4, unique=True))}
     if kind == "integer_enum":
-        return {"type": "integer", "enum": draw(st.lists(st.integers(-1000, 1000), min_size=1, unique=True))}
+        return {"type": "integer", "enum": draw(st.lists(_SMALL_INTS, min_size=1, max_size=4, unique=True))}
     if kind == "nullable":
-        # a string in a union is .strip()ed, so string enums (arbitrary edges, "null") stay out of unions
-        inner = draw(schemas(depth + 1).filter(_union_member))
+        inner = _draw_schema(draw, depth + 1, in_union=True)
         if draw(st.booleans()):
             return {"anyOf": [inner, {"type": "null"}]}
         return {**inner, "type": [inner["type"], "null"]}
     if kind == "object":
-        props = draw(st.dictionaries(names, schemas(depth + 1), max_size=4))
-        required = [k for k in props if draw(st.booleans())]
-        return {"type": "object", "properties": props, "required": required}
-    return {"type": "array", "items": draw(schemas(depth + 1))}
+        props = {draw(names): _draw_schema(draw, depth + 1) for _ in range(draw(_COUNT))}
+        return {"type": "object", "properties": props, "required": [k for k in props if draw(st.booleans())]}
+    return {"type": "array", "items": _draw_schema(draw, depth + 1)}
 
 
-def _union_member(schema: Mapping[str, Any]) -> bool:
-    return isinstance(schema.get("type"), str) and not (schema["type"] == "string" and "enum" in schema)
+def draw_value(draw: st.DrawFn, schema: Mapping[str, Any], *, in_union: bool = False) -> Any:
+    """A value valid under ``schema`` (as produced by :func:`schemas`)."""
+    if "anyOf" in schema:
+        return None if draw(st.booleans()) else draw_value(draw, schema["anyOf"][0], in_union=True)
+    if "enum" in schema:
+        return draw(st.sampled_from(schema["enum"]))
+    kind = schema["type"]
+    if isinstance(kind, list):
+        return None if draw(st.booleans()) else draw_value(draw, {**schema, "type": kind[0]}, in_union=True)
+    if kind == "string":
+        return draw(_UNION_TEXT if in_union else _TEXT)
+    if kind == "integer":
+        return draw(_INTEGERS)
+    if kind == "number":
+        return draw(_NUMBERS)
+    if kind == "boolean":
+        return draw(st.booleans())
+    if kind == "array":
+        return [draw_value(draw, schema["items"]) for _ in range(draw(_COUNT))]
+    required = set(schema["required"])
+    return {k: draw_value(draw, s) for k, s in schema["properties"].items() if k in required or draw(st.booleans())}
 
 
-def _nullable_string() -> st.SearchStrategy[str]:
-    # A string in a string|null union is .strip()ed and "null" means None: keep such strings unambiguous.
-    return _json_text().map(str.strip).filter(lambda s: s not in ("", "null"))
+@st.composite
+def schemas(draw: st.DrawFn) -> dict[str, Any]:
+    """A parameter JSON schema: scalars, enums, nullable unions (``type`` list or ``anyOf``), objects, arrays."""
+    return _draw_schema(draw, 0)
 
 
 def values_for(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     """Values valid under ``schema`` (as produced by :func:`schemas`)."""
-    if "anyOf" in schema:
-        inner = next(s for s in schema["anyOf"] if s.get("type") != "null")
-        return st.one_of(st.none(), values_for({**inner, "type": [inner["type"], "null"]}))
-    if "enum" in schema:
-        return st.sampled_from(schema["enum"])
-    kind = schema["type"]
-    if isinstance(kind, list):
-        base = next(t for t in kind if t != "null")
-        inner_values = _nullable_string() if base == "string" else values_for({**schema, "type": base})
-        return st.one_of(st.none(), inner_values)
-    if kind == "string":
-        return _json_text()
-    if kind == "integer":
-        return st.integers(-(2**63), 2**63)
-    if kind == "number":
-        return st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False))
-    if kind == "boolean":
-        return st.booleans()
-    if kind == "array":
-        return st.lists(values_for(schema["items"]), max_size=4)
-    props: Mapping[str, Any] = schema["properties"]
-    required = set(schema.get("required", ()))
-    return st.fixed_dictionaries(
-        {k: values_for(s) for k, s in props.items() if k in required},
-        optional={k: values_for(s) for k, s in props.items() if k not in required},
-    )
+    return st.composite(lambda draw: draw_value(draw, schema))()
 
 
 @st.composite
@@ -158,7 +156,7 @@ def tools(draw: st.DrawFn, *, min_size: int = 1, max_size: int = 4) -> list[Tool
     tool_names = draw(st.lists(names, min_size=min_size, max_size=max_size, unique=True))
     out: list[Tool] = []
     for name in tool_names:
-        props = draw(st.dictionaries(names, schemas(), max_size=5))
+        props = {draw(names): _draw_schema(draw, 0) for _ in range(draw(_COUNT))}
         required = [k for k in props if draw(st.booleans())]
         params = {"type": "object", "properties": props, "required": required}
         function = {"name": name, "description": f"tool {name}", "parameters": params}
@@ -180,7 +178,7 @@ def calls_for(draw: st.DrawFn, tool_list: Sequence[Tool], *, max_size: int = 3) 
         required = set(fn["parameters"]["required"])
         keys = [k for k in props if k in required or draw(st.booleans())]
         keys = draw(st.permutations(keys))
-        out.append((fn["name"], {k: draw(values_for(props[k])) for k in keys}))
+        out.append((fn["name"], {k: draw_value(draw, props[k]) for k in keys}))
     return out
 
 
@@ -227,8 +225,8 @@ class Turn:
 def template_turns(draw: st.DrawFn) -> Turn:
     """``REASONING\\n</think>\\n\\nCONTENT`` + an optional block, exactly as the template renders a turn."""
     tool_list = draw(tools())
-    reasoning = draw(edge_trimmed(plain_text()))
-    content = draw(edge_trimmed(plain_text()))
+    reasoning = draw(_TRIMMED)
+    content = draw(_TRIMMED)
     calls = draw(calls_for(tool_list))
     text = reasoning + "\n" + THINK_CLOSE + "\n\n" + content + (render_tool_calls(calls) if calls else "")
     return Turn(text, reasoning, content, tuple(calls), tuple(tool_list))
@@ -240,14 +238,14 @@ def generated_turns(draw: st.DrawFn) -> Turn:
     text between and after blocks."""
     tool_list = draw(tools())
     lead = draw(st.sampled_from(["", THINK_OPEN + "\n", "\n" + THINK_OPEN + "\n", THINK_OPEN]))
-    reasoning = draw(plain_text())
+    reasoning = draw(_PLAIN)
     parts = [lead, reasoning, "\n", THINK_CLOSE, "\n\n"]
-    between = [draw(plain_text())]
+    between = [draw(_PLAIN)]
     all_calls: list[Call] = []
     for _ in range(draw(st.integers(0, 3))):
         calls = draw(calls_for(tool_list).filter(bool))
         all_calls += calls
-        between.append(draw(plain_text(max_size=10)))
+        between.append(draw(_PLAIN_SHORT))
         parts += [between[-2], render_tool_calls(calls)]
     parts.append(between[-1])
     content = ("\n\n" + "".join(between)).strip("\n")
@@ -279,6 +277,36 @@ def hostile_texts(*, max_pieces: int = 40, markers: bool = True) -> st.SearchStr
     return st.lists(hostile_pieces(markers=markers), max_size=max_pieces).map("".join)
 
 
+_INVOKE_OPENS = ('<invoke name="x">', "<invoke name='y' id=2>", "<invoke name = z>", '<invoke\nname="中">', "<invoke>")
+_PARAM_NAMES = ("k", "n", "m", "中文", "k")
+_PARAM_OPENS = ('<parameter name="{}">', "<parameter name='{}' t=1>", "<parameter name = {}>", "<parameter>")
+
+
+_NOISE = hostile_texts(max_pieces=3)
+_HOSTILE_VALUE = st.one_of(hostile_texts(max_pieces=4, markers=False), _PLAIN_SHORT)
+_PIECE = hostile_pieces()
+
+
+@st.composite
+def structured_hostile(draw: st.DrawFn) -> str:
+    """Output-shaped hostile text: reasoning, blocks, invokes and parameters in roughly the right order, with
+    tags dropped, duplicated names, unquoted or extra attributes, and hostile text everywhere."""
+    noise = _NOISE
+    out = [draw(noise), draw(st.sampled_from(["\n</think>\n\n", "</think>", ""]))]
+    for _ in range(draw(st.integers(0, 2))):
+        out += [draw(noise), draw(st.sampled_from(["\n<minimax:tool_call>\n", "<minimax:tool_call>"]))]
+        for _ in range(draw(st.integers(0, 2))):
+            out += [draw(st.sampled_from(_INVOKE_OPENS)), draw(st.sampled_from(["\n", "", " x "]))]
+            for _ in range(draw(st.integers(0, 3))):
+                tag = draw(st.sampled_from(_PARAM_OPENS)).format(draw(st.sampled_from(_PARAM_NAMES)))
+                value = draw(_HOSTILE_VALUE)
+                out += [tag, value, draw(st.sampled_from(["</parameter>\n", "</parameter>", "\n", ""]))]
+            out.append(draw(st.sampled_from(["</invoke>\n", "</invoke>", ""])))
+        out.append(draw(st.sampled_from(["</minimax:tool_call>", "</minimax:tool_call>\n", ""])))
+    out.append(draw(noise))
+    return "".join(out)
+
+
 @st.composite
 def mutated_turns(draw: st.DrawFn) -> str:
     """A generated output with hostile pieces inserted, ranges deleted, and possibly cut off."""
@@ -286,7 +314,7 @@ def mutated_turns(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(0, 4))):
         i = draw(st.integers(0, len(text)))
         if draw(st.booleans()):
-            text = text[:i] + draw(hostile_pieces()) + text[i:]
+            text = text[:i] + draw(_PIECE) + text[i:]
         else:
             text = text[:i] + text[i + draw(st.integers(1, 8)) :]
     if draw(st.booleans()):
@@ -299,6 +327,7 @@ def any_outputs() -> st.SearchStrategy[str]:
     return st.one_of(
         st.text(),
         hostile_texts(),
+        structured_hostile(),
         generated_turns().map(lambda t: t.text),
         mutated_turns(),
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from m2parse.events import (
@@ -38,13 +38,16 @@ from .strategies import (
     is_plain,
     render_tool_calls,
     render_value,
+    structured_hostile,
     template_turns,
     tools,
     tools_and_calls,
 )
 
-FEW = max(10, settings.default.max_examples // 10)
-"""Example budget for the expensive properties (long texts fed one character at a time)."""
+HALF = max(10, settings.default.max_examples // 2)
+"""Example budget for properties whose examples carry generated tool schemas (costly to draw and validate)."""
+FEW = max(10, settings.default.max_examples // 20)
+"""Example budget for the hold-back properties (long texts fed one character at a time)."""
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -212,11 +215,13 @@ def test_chunk_invariance_default_options(data: st.DataObject, text: str) -> Non
     assert_chunk_invariant(text, data.draw(chunkings(text)))
 
 
+@settings(max_examples=HALF)
 @given(data=st.data(), text=any_outputs(), opts=options())
 def test_chunk_invariance_any_options(data: st.DataObject, text: str, opts: dict[str, Any]) -> None:
     assert_chunk_invariant(text, data.draw(chunkings(text)), **opts)
 
 
+@settings(max_examples=HALF)
 @given(turn=generated_turns())
 def test_chunk_invariance_one_char_with_tools(turn: Turn) -> None:
     assert_chunk_invariant(turn.text, list(turn.text), tools=list(turn.tools))
@@ -299,7 +304,9 @@ def _first_marker(text: str) -> int:
     return min(found, default=-1)
 
 
-@given(text=st.one_of(hostile_texts(), hostile_texts(markers=False)))
+@given(text=st.one_of(hostile_texts(), hostile_texts(markers=False), structured_hostile()))
+@example(text="<minimax:tool_call>]")  # a partial turn marker at the end is text, not a cut tag
+@example(text='</think>\n<minimax:tool_call>\n<invoke name="f">\n<parameter name="k">a[0]')
 def test_no_byte_lost(text: str) -> None:
     result = whole(text)
     emitted = _nonspace(_emitted(result))
@@ -336,6 +343,29 @@ def test_no_byte_lost(text: str) -> None:
 # -------------------------------------------------------------------------------------- template fidelity
 
 
+_SPELLINGS = (
+    "<think>",
+    "</think>",
+    "<minimax:tool_call>",
+    "</minimax:tool_call>",
+    "<invoke",
+    "</invoke>",
+    "<parameter",
+    "</parameter>",
+    *TURN_MARKERS,
+)
+
+
+def assert_no_problems(result: ParsedMessage, text: str) -> None:
+    """No problem for well-formed output, except that text ending in what may be a cut tag may say so."""
+    codes = [p.code for p in result.problems]
+    if codes == ["truncated_tag"]:
+        assert any(text.endswith(s[:i]) for s in _SPELLINGS for i in range(1, len(s))), text[-20:]
+    else:
+        assert codes == []
+
+
+@settings(max_examples=HALF)
 @given(tc=tools_and_calls())
 def test_value_round_trip(tc: tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]) -> None:
     tool_list, calls = tc
@@ -347,27 +377,29 @@ def test_value_round_trip(tc: tuple[list[dict[str, Any]], list[tuple[str, dict[s
             assert not (isinstance(value, float) and not math.isfinite(value))
 
 
+@settings(max_examples=HALF)
 @given(turn=template_turns())
 def test_template_turn_gives_back_reasoning_content_calls(turn: Turn) -> None:
     result = whole(turn.text, tools=list(turn.tools))
     assert result.reasoning_content == turn.reasoning
     assert result.content == turn.content
     assert_calls(result, turn.calls)
-    assert result.problems == ()
+    assert_no_problems(result, turn.text)
     assert not result.ended_by_turn_marker
 
 
+@settings(max_examples=HALF)
 @given(turn=generated_turns())
 def test_generated_turn_with_and_without_tools(turn: Turn) -> None:
     result = whole(turn.text, tools=list(turn.tools))
     assert (result.reasoning_content, result.content) == (turn.reasoning, turn.content)
     assert_calls(result, turn.calls)
-    assert result.problems == ()
+    assert_no_problems(result, turn.text)
     # Without tools every value is kept as the raw text the template wrote.
     untyped = whole(turn.text)
     assert (untyped.reasoning_content, untyped.content) == (turn.reasoning, turn.content)
     assert_calls(untyped, [(name, {k: render_value(v) for k, v in args.items()}) for name, args in turn.calls])
-    assert untyped.problems == ()
+    assert untyped.problems == result.problems
 
 
 # ------------------------------------------------------------------------------------- bounded hold-back
