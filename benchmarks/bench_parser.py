@@ -7,6 +7,9 @@ Modes: ``parse+jss`` is parse() with jsonschema validation of every call (the de
 Prints MB/s per size and mode, the per-delta cost as a multiple of a trivial loop that only appends the same
 deltas to a list (the floor any streaming consumer pays), and the time-per-byte ratio of the largest output to
 the smallest one for each mode (about 1 when the parser is linear).
+
+A second floor, ``echo``, is the least any event-emitting streaming parser in Python pays per delta: a ``feed``
+method that keeps the delta and returns it as one frozen ``ContentDelta`` event, and does nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from m2parse.events import ContentDelta
 from m2parse.parser import StreamParser, parse
 
 WIDTH = 10
@@ -149,6 +153,28 @@ def floor_loop(deltas: list[str]) -> Callable[[], object]:
     return run
 
 
+class EchoParser:
+    """The do-nothing streaming parser: one method call, one event object, one list per delta."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def feed(self, delta: str) -> list[ContentDelta]:
+        self.parts.append(delta)
+        return [ContentDelta(delta)]
+
+
+def echo_loop(deltas: list[str]) -> Callable[[], object]:
+    def run() -> object:
+        parser = EchoParser()
+        feed = parser.feed
+        for delta in deltas:
+            feed(delta)
+        return parser.parts
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, one timing each: a smoke run")
@@ -157,14 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     repeats, budget = (1, 0.5) if args.quick else (7, 8.0)
     modes: list[tuple[str, int]] = [("parse+jss", -1), ("parse", 0), ("delta 1", 1), ("delta 4", 4), ("delta 16", 16)]
 
-    header = ["bytes", "mode", "best s", "MB/s", "deltas", "µs/delta", "floor µs", "×floor"]
+    header = ["bytes", "mode", "best s", "MB/s", "deltas", "µs/delta", "floor µs", "×floor", "echo µs", "×echo"]
     print(" ".join(f"{h:>{WIDTH}}" for h in header))
     per_byte: dict[tuple[str, int], float] = {}
     for size in sizes:
         text = make_output(size)
         n_bytes = len(text.encode("utf-8"))
         for mode, step in modes:
-            cols = ["-"] * 4
+            cols = ["-"] * 6
             if step <= 0:
                 validate = step < 0
                 t = best_time(
@@ -176,8 +202,16 @@ def main(argv: list[str] | None = None) -> int:
                 deltas = [text[i : i + step] for i in range(0, len(text), step)]
                 t = best_time(streamer(deltas), repeats=repeats, budget=budget)
                 floor = best_time(floor_loop(deltas), repeats=repeats, budget=budget)
-                per, floor_per = t / len(deltas), floor / len(deltas)
-                cols = [str(len(deltas)), f"{per * 1e6:.2f}", f"{floor_per * 1e6:.3f}", f"{per / floor_per:.0f}"]
+                echo = best_time(echo_loop(deltas), repeats=repeats, budget=budget)
+                per, floor_per, echo_per = t / len(deltas), floor / len(deltas), echo / len(deltas)
+                cols = [
+                    str(len(deltas)),
+                    f"{per * 1e6:.2f}",
+                    f"{floor_per * 1e6:.3f}",
+                    f"{per / floor_per:.0f}",
+                    f"{echo_per * 1e6:.3f}",
+                    f"{per / echo_per:.1f}",
+                ]
             per_byte[mode, size] = t / n_bytes
             row = [str(n_bytes), mode, f"{t:.4f}", f"{n_bytes / t / 1e6:.2f}", *cols]
             print(" ".join(f"{c:>{WIDTH}}" for c in row))

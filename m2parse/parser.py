@@ -65,6 +65,8 @@ _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 #: without any of them, arriving while nothing is held, goes straight out (feed()'s fast path).
 _SPECIAL_CHARS = frozenset('<[]"\\') | frozenset(chr(c) for c in range(32))
 _SPECIAL = re.compile(r'[<\[\]"\\\x00-\x1f]')
+_TAG_START_CHARS = frozenset("<[]")
+_TAG_START = re.compile(r"[<\[\]]")
 _NOT_SPACE = re.compile(r"\S")
 #: A value missing its </parameter> ends where the next parameter opens. The whitespace is bounded so that a
 #: possible partial match at the end of the buffer is bounded too (the hold-back window stays constant).
@@ -326,7 +328,7 @@ class StreamParser:
         return self._finished or self._state == _DONE
 
     def feed(self, delta: str) -> list[Event]:
-        if not self._buf and delta:
+        if not self._buf and delta and not self._finished:
             fast = self._feed_plain(delta)
             if fast is not None:
                 return fast
@@ -337,34 +339,38 @@ class StreamParser:
         return self._take_events()
 
     def _feed_plain(self, delta: str) -> list[Event] | None:
-        """The common case of a streamed delta, with no tag, newline or escape in it: no scanning needed."""
-        if (delta in _SPECIAL_CHARS) if len(delta) == 1 else (_SPECIAL.search(delta) is not None):
+        """A delta with no tag or marker in it, arriving while nothing is held: no scanning needed."""
+        if len(delta) == 1:
+            if delta in _TAG_START_CHARS:
+                return None
+        elif _TAG_START.search(delta) is not None:
             return None
         state = self._state
         if state == _VALUE:
-            value = self._value
-            if value is None or not value.streaming or value.pending_newline:
-                return None
-            call = self._call
-            if call is None or call.index is None or call.json_prefix:
+            value, call = self._value, self._call
+            if value is None or call is None:
                 return None
             self._base += len(delta)
-            value.parts.append(delta)
-            call.fragments.append(delta)
-            return [ToolCallArgumentsDelta(call.index, delta)]
-        if state == _CONTENT or (state == _REASONING and self._inline):
-            sink = self._content
-            event: Event = ContentDelta(delta)
+            if (
+                value.streaming
+                and not value.pending_newline
+                and not call.json_prefix
+                and (delta not in _SPECIAL_CHARS if len(delta) == 1 else _SPECIAL.search(delta) is None)
+            ):  # the common case: plain characters of a string value
+                value.parts.append(delta)
+                call.fragments.append(delta)
+                return [ToolCallArgumentsDelta(call.index, delta)]  # type: ignore[arg-type]
+            self._value_text(delta)
+            return self._take_events()
+        if state == _CONTENT:
+            self._base += len(delta)
+            self._emit_content(delta)
         elif state == _REASONING:
-            sink = self._reasoning
-            event = ReasoningDelta(delta)
+            self._base += len(delta)
+            self._emit_reasoning(delta)
         else:
             return None
-        if not sink.started or sink.pending_newlines:
-            return None
-        self._base += len(delta)
-        sink.parts.append(delta)
-        return [event]
+        return self._take_events()
 
     def finish(self) -> list[Event]:
         if self._finished:
