@@ -105,10 +105,24 @@ def normalize_tools(tools: Any) -> dict[str, ToolSpec]:
 
 
 def tool_schema_error(spec: ToolSpec) -> str | None:
-    """Why ``spec.parameters`` cannot be an arguments schema, or None; the server answers 400 with it."""
+    """Why ``spec.parameters`` cannot be an arguments schema, or None; the server answers 400 with it.
+
+    This checks the schema against its metaschema, which costs milliseconds: it is done here, once per request
+    that asks, and not when a parser validates arguments (there a broken schema shows up as a problem anyway).
+    """
     compiled = _compiled(spec)
     if isinstance(compiled, str):
         return compiled
+    try:
+        type(compiled).check_schema(spec.parameters)
+    except _js_exceptions.SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path)
+        at = f" at {where}" if where else ""
+        return f"tool {spec.name!r}: invalid parameters schema{at}: {exc.message}"
+    except RecursionError:
+        return f"tool {spec.name!r}: invalid parameters schema: nested too deeply"
+    except Exception as exc:  # e.g. a pattern that is not a regex
+        return f"tool {spec.name!r}: invalid parameters schema: {exc}"
     kind = spec.parameters.get("type")
     if kind is not None and kind != "object":
         return f"tool {spec.name!r}: parameters.type must be 'object', not {kind!r}"
@@ -129,7 +143,8 @@ def validate_arguments(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str
 
 
 def _compiled(spec: ToolSpec) -> Any:
-    """The validator for ``spec``, or the schema's error message; memoised on the spec."""
+    """The validator for ``spec`` (not checked against the metaschema: see tool_schema_error), or an error
+    message; memoised on the spec."""
     try:
         return spec._cache["validator"]
     except KeyError:
@@ -138,12 +153,7 @@ def _compiled(spec: ToolSpec) -> Any:
     try:
         # A default stops jsonschema warning about unknown $schema URIs: those fall back to the latest draft.
         cls = _js_validators.validator_for(spec.parameters, default=_js_validators.Draft202012Validator)
-        cls.check_schema(spec.parameters)
         compiled = cls(spec.parameters)
-    except _js_exceptions.SchemaError as exc:
-        where = "/".join(str(part) for part in exc.absolute_path)
-        at = f" at {where}" if where else ""
-        compiled = f"tool {spec.name!r}: invalid parameters schema{at}: {exc.message}"
     except RecursionError:
         compiled = f"tool {spec.name!r}: invalid parameters schema: nested too deeply"
     except Exception as exc:  # e.g. an unhashable $schema value

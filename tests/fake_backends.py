@@ -10,15 +10,18 @@ backend process serves many tests; the last directive in the prompt wins (the la
   of ``]~b]ai`` already in the prompt, minus the generation prompt's) replays the n-th name (the last one after).
 - ``pieces=token`` (default; 3-5 character pieces, format markers as whole tokens), ``char`` (1 character), or
   an integer piece length.
-- ``prefix=TEXT``: text emitted before the fixture (``%20`` for a space), to make outputs unique.
-- ``finish=stop|length``: default ``length`` for a fixture whose expected problems include a ``truncated_*``.
-- ``fault=`` ``500`` | ``garbage`` (non-JSON data line / body) | ``disconnect`` (connection dropped) | ``slow``
-  (sleep ``slow`` seconds, default 30) | ``error_event`` (the backend's in-band error); ``fault_after=N``
-  pieces are sent first.
-- ``tag=ID``: record each piece's send time (``time.monotonic()``), for latency measurements.
+- ``prefix=TEXT``: text emitted before the fixture (``%20`` for a space), to make outputs unique;
+  ``repeat=N``: the fixture (or text) N times over, for long outputs.
+- ``finish=stop|length``: default ``length`` for a cut-off fixture (see :func:`fixture_is_truncated`).
+- ``fault=`` ``500`` or ``422`` (the backend's error body with that status) | ``garbage`` (a non-JSON data line
+  or body) | ``disconnect`` (connection dropped) | ``slow`` (sleep ``slow`` seconds, default 30) |
+  ``error_event`` (the backend's in-band error); ``fault_after=N`` pieces are sent first.
+- ``tag=ID``: count this request's outcome under its own name and record each piece's send time
+  (``time.monotonic()``), for latency measurements.
 
 Control endpoints: ``GET /_fake/last_request`` (the last completion request body), ``GET /_fake/stats``
-(requests, completed, disconnects, active), ``GET /_fake/timings?tag=ID``, ``POST /_fake/reset``.
+(requests, completed, disconnects, active; ``completed:TAG``/``disconnects:TAG`` per tag),
+``GET /_fake/timings?tag=ID``, ``POST /_fake/reset``.
 A connection-refused backend is just :func:`refused_url`.
 """
 
@@ -35,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -81,8 +85,10 @@ def split_pieces(text: str, pieces: str = "token", seed: int = 0) -> list[str]:
             continue
         size = fixed or rng.randint(3, 5)
         end = min(len(text), i + size)
-        nearest = min((j for j in (text.find(m, i + 1, end + len(m)) for m in _MARKERS) if j > i), default=end)
-        end = min(end, nearest)
+        for m in _MARKERS:
+            j = text.find(m, i + 1, end + len(m) - 1)
+            if i < j < end:
+                end = j
         out.append(text[i:end])
         i = end
     return out
@@ -100,11 +106,14 @@ def parse_directive(prompt: str) -> dict[str, str]:
 
 
 def fixture_is_truncated(name: str) -> bool:
+    """Whether the fixture's output was cut off by the token limit (so the backend reports ``length``)."""
     meta_path = FIXTURES_DIR / f"{name}.json"
+    if name.startswith("truncated"):
+        return True
     if not meta_path.exists():
         return False
     problems = json.loads(meta_path.read_text(encoding="utf-8"))["expected"].get("problems", [])
-    return any(code.startswith("truncated") for code in problems)
+    return any(code.startswith("truncated") or code == "missing_think_end" for code in problems)
 
 
 def read_fixture_text(name: str) -> str:
@@ -134,7 +143,7 @@ def make_plan(prompt: str, defaults: dict[str, str]) -> Plan:
         name = names[min(turn, len(names) - 1)]
         text = read_fixture_text(name)
         finish = "length" if fixture_is_truncated(name) else "stop"
-    text = opts.get("prefix", "") + text
+    text = opts.get("prefix", "") + text * int(opts.get("repeat", "1"))
     finish = opts.get("finish", finish)
     seed = int(opts.get("seed", "0")) or sum(map(ord, prompt[-64:]))
     return Plan(
@@ -373,6 +382,11 @@ class FakeBackend:
             return None
         return await _json(send, 404, {"error": f"no route {method} {path}"})
 
+    def _count(self, what: str, tag: str | None) -> None:
+        self.stats[what] += 1
+        if tag:
+            self.stats[f"{what}:{tag}"] = self.stats.get(f"{what}:{tag}", 0) + 1
+
     async def _control(self, path: str, scope: dict[str, Any], send: Send) -> None:
         if path == "/_fake/last_request":
             return await _json(send, 200, {"body": self.last_request})
@@ -392,12 +406,15 @@ class FakeBackend:
     async def _complete(self, path: str, body: dict[str, Any], receive: Receive, send: Send) -> None:
         plan = make_plan(self.wire.prompt(body), self.defaults)
         usage = (max(1, len(self.wire.prompt(body)) // 4), len(plan.pieces))
-        if plan.fault == "500":
-            return await _json(send, 500, self.wire.error_500())
+        if plan.fault in ("500", "422"):
+            return await _json(send, int(plan.fault), self.wire.error_500())
         if self.wire.is_stream(path, body):
             return await self._stream(body, plan, usage, receive, send)
         if plan.fault == "slow":
             await asyncio.sleep(plan.slow)
+        if plan.delay and not await _generate_or_disconnect(plan.delay * len(plan.pieces), receive):
+            self._count("disconnects", plan.tag)
+            return None
         if plan.fault == "garbage":
             return await _raw(send, 200, b"<html>this is not json</html>")
         payload = json.dumps(self.wire.whole(plan, usage), ensure_ascii=False).encode()
@@ -410,7 +427,9 @@ class FakeBackend:
         self.stats["completed"] += 1
         return None
 
-    async def _stream(self, body: dict[str, Any], plan: Plan, usage: tuple[int, int], receive: Receive, send: Send) -> None:
+    async def _stream(
+        self, body: dict[str, Any], plan: Plan, usage: tuple[int, int], receive: Receive, send: Send
+    ) -> None:
         gone = asyncio.Event()
 
         async def watch() -> None:
@@ -429,18 +448,20 @@ class FakeBackend:
                 if plan.delay:
                     await asyncio.sleep(plan.delay)
                 if gone.is_set():
-                    self.stats["disconnects"] += 1
+                    self._count("disconnects", plan.tag)
                     return
                 last = i == max(len(plan.pieces), 1) - 1
                 if record is not None:
                     record.append((time.monotonic(), text))
-                await send({"type": "http.response.body", "body": self.wire.chunk(i, text, last, plan, usage), "more_body": True})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": self.wire.chunk(i, text, last, plan, usage),
+                        "more_body": True,
+                    }
+                )
             await send({"type": "http.response.body", "body": self.wire.tail(body, plan, usage), "more_body": False})
-            await asyncio.sleep(0)
-            if gone.is_set():
-                self.stats["disconnects"] += 1
-            else:
-                self.stats["completed"] += 1
+            self._count("completed", plan.tag)
         finally:
             watcher.cancel()
 
@@ -457,6 +478,20 @@ class FakeBackend:
             raise _Done
         elif plan.fault == "disconnect":
             raise _Abort("fake mid-stream disconnect")
+
+
+async def _generate_or_disconnect(seconds: float, receive: Receive) -> bool:
+    """Spend ``seconds`` "generating" a non-streamed reply; False if the client went away meanwhile."""
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(watch(), seconds)
+    except asyncio.TimeoutError:
+        return True
+    return False
 
 
 class _Done(Exception):
@@ -514,15 +549,11 @@ def start_backend(kind: str, **defaults: Any) -> tuple[str, Callable[[], None]]:
         proc.kill()
         raise RuntimeError(f"fake {kind} backend did not start (said {line!r})")
     url = f"http://127.0.0.1:{int(line.split()[1])}"
-    wait_until_up(url + "/health")
+    wait_until_up(url + "/health", proc=proc)
 
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.kill()  # nothing to flush, and a graceful stop would wait out requests parked by fault=slow
+        proc.wait()
 
     return url, stop
 
@@ -536,7 +567,8 @@ def backend(kind: str, **defaults: Any) -> Iterator[str]:
         stop()
 
 
-def wait_until_up(url: str, timeout: float = 20.0) -> None:
+def wait_until_up(url: str, timeout: float = 20.0, proc: subprocess.Popen[Any] | None = None) -> None:
+    """Poll ``url`` until anything answers; fail fast if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -545,6 +577,8 @@ def wait_until_up(url: str, timeout: float = 20.0) -> None:
         except urllib.error.HTTPError:
             return  # it answered
         except OSError:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the process serving {url} exited with {proc.returncode}") from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -588,7 +622,9 @@ def reset(url: str) -> None:
 # ---------------------------------------------------------------------------------------------- m2parse server
 
 
-def start_m2parse(backend_url: str, backend_type: str, *extra: str, port: int | None = None) -> tuple[str, Callable[[], None]]:
+def start_m2parse(
+    backend_url: str, backend_type: str, *extra: str, port: int | None = None
+) -> tuple[str, Callable[[], None]]:
     """Run ``python -m m2parse serve`` as a real uvicorn process on 127.0.0.1; returns ``(base_url, stop)``."""
     port = port or free_port()
     args = [sys.executable, "-m", "m2parse", "serve", "--backend", backend_url, "--backend-type", backend_type]
@@ -598,15 +634,16 @@ def start_m2parse(backend_url: str, backend_type: str, *extra: str, port: int | 
     proc = subprocess.Popen(args, stdout=log, stderr=log, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url + "/v1/models")
-    except OSError:
+        wait_until_up(url + "/v1/models", proc=proc)
+    except (OSError, RuntimeError):
         proc.kill()
+        proc.wait()
         raise
 
     def stop() -> None:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=3)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

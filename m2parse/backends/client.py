@@ -8,13 +8,25 @@ went away.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import httpx
 
 from . import Protocol
-from .base import BackendError, Piece, SamplingParams, SSEEvent, SSEParser, StopTrimmer, Usage, load_json
-from .base import in_band_error, protocol_error, stop_strings
+from .base import (
+    BackendError,
+    Piece,
+    SamplingParams,
+    SSEEvent,
+    SSEParser,
+    StopTrimmer,
+    Usage,
+    in_band_error,
+    load_json,
+    protocol_error,
+    stop_strings,
+)
 
 
 def _join(base: str, path: str) -> str:
@@ -68,6 +80,15 @@ class BackendStream:
     async def aclose(self) -> None:
         await self._response.aclose()
 
+    async def _events(self) -> AsyncIterator[SSEEvent]:
+        parser = SSEParser()
+        async with aclosing(self._response.aiter_lines()) as lines:  # type: ignore[type-var]
+            async for line in lines:
+                if (event := parser.feed_line(line)) is not None:
+                    yield event
+        if (event := parser.close()) is not None:
+            yield event
+
     def _decode(self, event: SSEEvent) -> Piece | None:
         if event.event == "error":
             try:
@@ -89,35 +110,24 @@ class BackendStream:
 
     async def pieces(self) -> AsyncIterator[Piece]:
         """Text pieces as they arrive; the last one has ``finish_reason`` (usage merged in when it came later)."""
-        parser = SSEParser()
         pending: Piece | None = None  # the finish piece, held back for a usage chunk that may follow
-        lines = self._response.aiter_lines()
         try:
-            while True:
-                try:
-                    line = await anext(lines)
-                except StopAsyncIteration:
-                    event = parser.close()
-                    if event is None:
+            async with aclosing(self._events()) as events:
+                async for event in events:
+                    piece = self._decode(event)
+                    if piece is None:  # [DONE]
                         break
-                else:
-                    event = parser.feed_line(line)
-                    if event is None:
+                    piece = self._trim(piece)
+                    if pending is not None:
+                        pending = Piece(pending.text + piece.text, pending.finish_reason, piece.usage or pending.usage)
+                    elif piece.finish_reason is None:
+                        if piece.text:
+                            yield piece
                         continue
-                piece = self._decode(event)
-                if piece is None:  # [DONE]
-                    break
-                piece = self._trim(piece)
-                if pending is not None:
-                    pending = Piece(pending.text + piece.text, pending.finish_reason, piece.usage or pending.usage)
-                elif piece.finish_reason is None:
-                    if piece.text:
-                        yield piece
-                    continue
-                else:
-                    pending = piece
-                if pending.usage is not None:
-                    break  # TGI and llama.cpp end here; an OpenAI-style server only has [DONE] left
+                    else:
+                        pending = piece
+                    if pending.usage is not None:
+                        break  # TGI and llama.cpp end here; an OpenAI-style server only has [DONE] left
         except httpx.HTTPError as exc:
             raise _transport_error(exc, "mid-stream") from None
         if pending is None:

@@ -32,7 +32,7 @@ INCLUDES_STOP_STRINGS = False
 
 
 def request_body(prompt: str, params: SamplingParams, *, stream: bool, model: str | None = None) -> dict[str, Any]:
-    """``skip_special_tokens: false`` keeps ``<think>``/``<minimax:tool_call>`` when the tokenizer marks them special."""
+    """``skip_special_tokens: false`` keeps ``<think>``/``<minimax:tool_call>`` if the tokenizer marks them special."""
     body: dict[str, Any] = {"prompt": prompt, "stream": stream}
     if model:
         body["model"] = model
@@ -40,6 +40,8 @@ def request_body(prompt: str, params: SamplingParams, *, stream: bool, model: st
         value = getattr(params, key)
         if value is not None:
             body[key] = value
+    if params.top_k is not None and params.top_k <= 0:
+        body["top_k"] = -1  # "off" in every version of vLLM and SGLang (some reject 0)
     body["stop"] = stop_strings(params.stop)
     body["skip_special_tokens"] = False
     if stream:

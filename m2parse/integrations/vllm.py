@@ -1,0 +1,417 @@
+"""m2parse as vLLM's tool parser and reasoning parser (name ``m2parse`` in both registries).
+
+Load it with ``--tool-parser-plugin`` / ``--reasoning-parser-plugin`` pointing at the file that
+``m2parse vllm-plugin-path`` prints (``vllm_plugin.py``, which imports this module).
+
+How the work is split. vLLM composes the two parsers in a ``DelegatingParser``: the reasoning parser sees the
+output until it reports the reasoning over, then the tool parser sees the rest. Both classes set
+``engine_based_streaming``, so vLLM hands each of them only the new delta (it does not rebuild
+``previous_text + delta`` on every step) and calls ``finish_streaming()`` at the end; the work per delta is
+proportional to the delta, as in m2parse itself.
+
+- The reasoning parser runs m2parse's machine over the reasoning and watches the raw text for what ends it
+  (``</think>``, ``<minimax:tool_call>``, or a turn marker). When reasoning ends it hands vLLM the raw text after
+  ``</think>`` (or from ``<minimax:tool_call>`` on), which vLLM passes to the tool parser.
+- The tool parser runs m2parse's machine over that text as content after a closed reasoning: its machine is fed
+  ``</think>`` first, so the rest parses exactly as it does in one ``parse()`` of the whole output. Without a
+  reasoning parser (vLLM then sets ``skip_reasoning_parsing``), it parses the whole output in m2parse's inline
+  mode: the reasoning stays in ``content`` as ``<think>…</think>``.
+
+Special tokens. With ``skip_special_tokens`` (vLLM's default) the detokenizer drops special tokens from the
+text, and on M2 the markers are special tokens: the ids arrive with no text. Both parsers set
+``skip_special_tokens=False`` in ``adjust_request``, and put any marker that still arrives only as an id back
+into the text (:func:`restore_markers`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import pairwise
+from typing import Any
+
+from vllm.entrypoints.generate.base.protocol import (
+    DeltaFunctionCall,
+    DeltaMessage,
+    DeltaToolCall,
+    ExtractedToolCallInformation,
+    FunctionCall,
+    ToolCall,
+)
+from vllm.reasoning import ReasoningParser, ReasoningParserManager
+from vllm.renderers.chat_utils import make_tool_call_id
+from vllm.tool_parsers import ToolParser, ToolParserManager
+
+from ..events import ContentDelta, Event, ReasoningDelta, ToolCallArgumentsDelta, ToolCallStart
+from ..format import THINK_CLOSE, THINK_OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, TURN_MARKERS
+from ..parser import StreamParser
+from ..schema import ToolsError
+
+__all__ = ["PARSER_NAME", "M2ParseReasoningParser", "M2ParseToolParser", "restore_markers"]
+
+PARSER_NAME = "m2parse"
+
+logger = logging.getLogger(__name__)
+
+#: Every marker M2 writes as one token; any of them may reach us as an id without text.
+MARKERS = (THINK_OPEN, THINK_CLOSE, TOOL_CALL_OPEN, TOOL_CALL_CLOSE, *TURN_MARKERS)
+#: What ends the reasoning in the raw text (m2parse's rule 1), and the turn markers, which end everything.
+_REASONING_STOPS = (THINK_CLOSE, TOOL_CALL_OPEN, *TURN_MARKERS)
+#: A stop split across deltas is found by searching this much of the previous text again.
+_STOP_TAIL = max(len(stop) for stop in _REASONING_STOPS) - 1
+_NOT_SPACE = re.compile(r"\S")
+
+
+# ---------------------------------------------------------------------------------------------- token ids
+
+
+def marker_token_ids(vocab: Mapping[str, int]) -> dict[int, str]:
+    """id -> marker text, for the markers that are single tokens of this tokenizer."""
+    return {vocab[marker]: marker for marker in MARKERS if marker in vocab}
+
+
+def strippable_markers(markers: Mapping[int, str], decode: Callable[[list[int]], str]) -> dict[int, str]:
+    """The markers that ``skip_special_tokens`` removes (special tokens): only these can go missing."""
+    return {token: marker for token, marker in markers.items() if not decode([token])}
+
+
+def restore_markers(
+    text: str, token_ids: Sequence[int], markers: Mapping[int, str], decode: Callable[[list[int]], str]
+) -> str:
+    """``text`` with the markers whose ids are in ``token_ids`` but whose text the detokenizer dropped put back.
+
+    ``markers`` are the special-token markers (:func:`strippable_markers`); ``decode`` decodes ids without them.
+    A delta whose marker texts are all there is returned as is. Otherwise the runs of ids between the markers are
+    decoded and matched against the text, keeping the markers that are there (``skip_special_tokens=False`` still
+    leaves out a final stop token) and inserting the others. If the runs do not reproduce the text (the
+    detokenizer held back part of a multi-byte character across the delta edge), they are matched from the end
+    of the text, and a marker that cannot be placed goes as late as it can.
+    """
+    hits = [i for i, token in enumerate(token_ids) if token in markers]
+    if not hits:
+        return text
+    wanted = [markers[token_ids[i]] for i in hits]
+    pos = 0
+    for marker in wanted:
+        pos = text.find(marker, pos)
+        if pos < 0:
+            break
+        pos += len(marker)
+    else:
+        return text
+    bounds = [-1, *hits, len(token_ids)]
+    runs = [decode(list(token_ids[a + 1 : b])) if b > a + 1 else "" for a, b in pairwise(bounds)]
+    placed = _walk(text, runs, wanted)
+    if placed is not None:
+        return placed
+    cuts = []
+    end = len(text)
+    for run in reversed(runs[1:]):
+        if end >= len(run) and text.endswith(run, 0, end):
+            end -= len(run)
+        cuts.append(end)
+    cuts.reverse()
+    out: list[str] = []
+    start = 0
+    for cut, marker in zip(cuts, wanted, strict=True):
+        cut = max(cut, start)
+        out += [text[start:cut], marker]
+        start = cut
+    out.append(text[start:])
+    return "".join(out)
+
+
+def _walk(text: str, runs: list[str], wanted: list[str]) -> str | None:
+    """run, marker, run, …, run read off ``text`` from the start, each marker optional; None if it does not fit."""
+    out: list[str] = []
+    pos = 0
+    for run, marker in zip(runs, wanted, strict=False):
+        if not text.startswith(run, pos):
+            return None
+        pos += len(run)
+        if text.startswith(marker, pos):
+            pos += len(marker)
+        out += [run, marker]
+    if text[pos:] != runs[-1]:
+        return None
+    out.append(runs[-1])
+    return "".join(out)
+
+
+def _decoder(tokenizer: Any) -> Callable[[list[int]], str]:
+    def decode(ids: list[int]) -> str:
+        return str(tokenizer.decode(ids, skip_special_tokens=True))
+
+    return decode
+
+
+def _last_think_tag(token_ids: Sequence[int], markers: Mapping[int, str]) -> str | None:
+    for token in reversed(token_ids):
+        marker = markers.get(token)
+        if marker in (THINK_OPEN, THINK_CLOSE):
+            return marker
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- the split
+
+
+class ReasoningFront:
+    """The reasoning part of one output: m2parse's reasoning, and the raw text after it for the tool parser.
+
+    The reasoning ends where m2parse ends it, at the first ``</think>`` or ``<minimax:tool_call>``; a turn marker
+    ends the whole output. ``starts_in_reasoning`` is m2parse's option: when False (the prompt opened no
+    reasoning) only a leading ``<think>`` opens one, and an output that does not start with it is handed on whole.
+    """
+
+    def __init__(self, starts_in_reasoning: bool = True) -> None:
+        self.parser = StreamParser(starts_in_reasoning=starts_in_reasoning)
+        self.handed_off = False
+        self.turn_ended = False
+        self._tail = ""
+        self._lead: str | None = None if starts_in_reasoning else ""
+
+    def feed(self, text: str) -> tuple[str, str | None]:
+        """(reasoning text, or "", and the raw text to hand on once the reasoning has ended, else None)."""
+        if self.handed_off or self.turn_ended or not text:
+            return "", None
+        if self._lead is not None:
+            lead = self._lead + text
+            m = _NOT_SPACE.search(lead)
+            rest = lead[m.start() :] if m else ""
+            if m is None or (len(rest) < len(THINK_OPEN) and THINK_OPEN.startswith(rest)):
+                self._lead = lead
+                return "", None
+            self._lead = None
+            if not rest.startswith(THINK_OPEN):
+                self.handed_off = True
+                return "", lead
+            text = lead
+        window = self._tail + text
+        hit = min(((i, stop) for stop in _REASONING_STOPS if (i := window.find(stop)) >= 0), default=None)
+        if hit is None:
+            self._tail = window[-_STOP_TAIL:]
+            return _reasoning_text(self.parser.feed(text)), None
+        at, stop = hit
+        cut = at + len(stop) - len(self._tail)
+        reasoning = _reasoning_text(self.parser.feed(text[:cut]))
+        if stop in TURN_MARKERS:
+            self.turn_ended = True
+            return reasoning, None
+        self.handed_off = True
+        return reasoning, (TOOL_CALL_OPEN if stop == TOOL_CALL_OPEN else "") + text[cut:]
+
+    def finish(self) -> tuple[str, str]:
+        """At the end of an output whose reasoning never ended: (the rest of the reasoning, content)."""
+        if self.handed_off:
+            return "", ""
+        if self._lead is not None:  # nothing but whitespace came: the machine decides what it is
+            events = self.parser.feed(self._lead) + self.parser.finish()
+            self._lead = None
+            return "", "".join(e.text for e in events if isinstance(e, ContentDelta))
+        return _reasoning_text(self.parser.finish()), ""
+
+
+def content_parser(tools: Iterable[Mapping[str, Any]] | None, *, inline: bool) -> StreamParser:
+    """The machine for what follows the reasoning: it starts just after a ``</think>`` it did not see."""
+    mode = "inline" if inline else "separated"
+    try:
+        parser = StreamParser(tools, reasoning=mode, id_factory=make_tool_call_id)
+    except ToolsError as exc:  # vLLM validated the request already; never fail a generation over it
+        logger.warning("m2parse: ignoring the request's tools (%s); tool calls are parsed without schemas", exc)
+        parser = StreamParser(None, reasoning=mode, id_factory=make_tool_call_id)
+    if not inline:
+        parser.feed(THINK_CLOSE)
+    return parser
+
+
+def _reasoning_text(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+
+
+def events_to_delta(events: list[Event]) -> DeltaMessage | None:
+    """One vLLM delta for the events of one step (a call's start and its fragments merge into one entry)."""
+    content: list[str] = []
+    reasoning: list[str] = []
+    calls: list[DeltaToolCall] = []
+    for event in events:
+        if isinstance(event, ContentDelta):
+            content.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            reasoning.append(event.text)
+        elif isinstance(event, ToolCallStart):
+            calls.append(
+                DeltaToolCall(
+                    index=event.index,
+                    id=event.id,
+                    type="function",
+                    function=DeltaFunctionCall(name=event.name, arguments=""),
+                )
+            )
+        elif isinstance(event, ToolCallArgumentsDelta):
+            last = calls[-1] if calls else None
+            if last is not None and last.index == event.index and last.function is not None:
+                last.function.arguments = (last.function.arguments or "") + event.fragment
+            else:
+                calls.append(DeltaToolCall(index=event.index, function=DeltaFunctionCall(arguments=event.fragment)))
+    if not (content or reasoning or calls):
+        return None
+    return DeltaMessage(content="".join(content) or None, reasoning="".join(reasoning) or None, tool_calls=calls)
+
+
+def _tool_dicts(tools: Sequence[Any] | None) -> list[Mapping[str, Any]] | None:
+    if not tools:
+        return None
+    return [t.model_dump(exclude_none=True) if hasattr(t, "model_dump") else t for t in tools]
+
+
+# ---------------------------------------------------------------------------------------------- vLLM classes
+
+
+@ReasoningParserManager.register_module(PARSER_NAME)
+class M2ParseReasoningParser(ReasoningParser):
+    """Separates M2's reasoning with m2parse and hands the raw rest on (see the module docstring)."""
+
+    engine_based_streaming = True
+
+    def __init__(self, tokenizer: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(tokenizer, *args, **kwargs)
+        self._markers = marker_token_ids(self.vocab)
+        self._ids = {marker: token for token, marker in self._markers.items()}
+        self._decode = _decoder(tokenizer)
+        self._strippable = strippable_markers(self._markers, self._decode)
+        self._starts_in_reasoning = True
+        self._front: ReasoningFront | None = None
+
+    @property
+    def reasoning_start_str(self) -> str:
+        return THINK_OPEN
+
+    @property
+    def reasoning_end_str(self) -> str:
+        return THINK_CLOSE
+
+    def adjust_request(self, request: Any) -> Any:
+        request.skip_special_tokens = False
+        return request
+
+    def set_prompt_token_ids(self, prompt_token_ids: Sequence[int]) -> None:
+        # A prompt whose last think tag is <think> (M2's generation prompt) leaves the output inside reasoning.
+        # One with no think tag at all did not open it: only a leading <think> in the output does.
+        self._starts_in_reasoning = _last_think_tag(prompt_token_ids, self._markers) == THINK_OPEN
+
+    # The structured-output gate (engine core) and the prompt check use these; they look at ids only.
+    def is_reasoning_end(self, input_ids: Sequence[int]) -> bool:
+        return _last_think_tag(input_ids, self._markers) == THINK_CLOSE
+
+    def is_reasoning_end_streaming(self, input_ids: Sequence[int], delta_ids: Iterable[int]) -> bool:
+        end = self._ids.get(THINK_CLOSE)
+        return end is not None and end in delta_ids
+
+    def extract_content_ids(self, input_ids: list[int]) -> list[int]:
+        for i, token in enumerate(input_ids):
+            marker = self._markers.get(token)
+            if marker == THINK_CLOSE:
+                return input_ids[i + 1 :]
+            if marker == TOOL_CALL_OPEN:
+                return input_ids[i:]
+        return input_ids
+
+    def count_reasoning_tokens(self, token_ids: Sequence[int]) -> int:
+        for i, token in enumerate(token_ids):
+            if self._markers.get(token) in (THINK_CLOSE, TOOL_CALL_OPEN):
+                return i
+        return len(token_ids)
+
+    def extract_reasoning(self, model_output: str, request: Any) -> tuple[str | None, str | None]:
+        front = ReasoningFront(self._starts_in_reasoning)
+        _, handoff = front.feed(model_output)
+        _, content = front.finish()
+        return front.parser.result.reasoning_content, (handoff if handoff is not None else content) or None
+
+    def extract_reasoning_streaming(
+        self,
+        previous_text: str,
+        current_text: str,
+        delta_text: str,
+        previous_token_ids: Sequence[int],
+        current_token_ids: Sequence[int],
+        delta_token_ids: Sequence[int],
+    ) -> DeltaMessage | None:
+        if self._front is None:
+            self._front = ReasoningFront(self._starts_in_reasoning)
+        text = restore_markers(delta_text, delta_token_ids, self._strippable, self._decode)
+        reasoning, handoff = self._front.feed(text)
+        if not reasoning and not handoff:
+            return None
+        return DeltaMessage(reasoning=reasoning or None, content=handoff or None)
+
+    def has_engine_confirmed_reasoning_end(self) -> bool:
+        return self._front is not None and self._front.handed_off
+
+    def finish_streaming(self) -> DeltaMessage | None:
+        """vLLM calls this when the reasoning ends (the hand-off already went out) and at the end of the output."""
+        if self._front is None:
+            return None
+        reasoning, content = self._front.finish()
+        if not reasoning and not content:
+            return None
+        return DeltaMessage(reasoning=reasoning or None, content=content or None)
+
+
+@ToolParserManager.register_module(PARSER_NAME)
+class M2ParseToolParser(ToolParser):
+    """Content and typed tool calls with m2parse, for the text after the reasoning (see the module docstring)."""
+
+    engine_based_streaming = True
+    # M2 writes its own XML calls whatever tool_choice says: parse them, never force vLLM's JSON format.
+    supports_required_and_named = False
+
+    def __init__(self, tokenizer: Any, tools: list[Any] | None = None) -> None:
+        super().__init__(tokenizer, tools)
+        #: Set by vLLM when no reasoning parser is configured: the reasoning is content, parsed inline.
+        self.skip_reasoning_parsing = False
+        self._decode = _decoder(tokenizer)
+        self._strippable = strippable_markers(marker_token_ids(self.vocab), self._decode)
+        self._parser: StreamParser | None = None
+
+    def adjust_request(self, request: Any) -> Any:
+        request = super().adjust_request(request)
+        request.skip_special_tokens = False
+        return request
+
+    def _new_parser(self, request: Any = None) -> StreamParser:
+        tools = _tool_dicts(self.tools) or _tool_dicts(getattr(request, "tools", None))
+        return content_parser(tools, inline=self.skip_reasoning_parsing)
+
+    def extract_tool_calls(self, model_output: str, request: Any) -> ExtractedToolCallInformation:
+        parser = self._new_parser(request)
+        parser.feed(model_output)
+        parser.finish()
+        result = parser.result
+        calls = [
+            ToolCall(id=c.id, type="function", function=FunctionCall(name=c.name, arguments=c.arguments_json))
+            for c in result.tool_calls
+        ]
+        return ExtractedToolCallInformation(tools_called=bool(calls), tool_calls=calls, content=result.content or None)
+
+    def extract_tool_calls_streaming(
+        self,
+        previous_text: str,
+        current_text: str,
+        delta_text: str,
+        previous_token_ids: Sequence[int],
+        current_token_ids: Sequence[int],
+        delta_token_ids: Sequence[int],
+        request: Any,
+    ) -> DeltaMessage | None:
+        if self._parser is None:
+            self._parser = self._new_parser(request)
+        text = restore_markers(delta_text, delta_token_ids, self._strippable, self._decode)
+        return events_to_delta(self._parser.feed(text))
+
+    def finish_streaming(self) -> DeltaMessage | None:
+        if self._parser is None:
+            return None
+        return events_to_delta(self._parser.finish())
