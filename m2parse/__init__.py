@@ -15,6 +15,8 @@ from .message import ParsedMessage, ToolCall
 from .openai_deltas import event_to_delta
 from .parser import StreamParser, parse, sequential_ids
 from .problems import M2ParseError, Problem
+from .prompt_reader import PromptReadError, ReadPrompt, read_prompt
+from .render import RenderError, RenderWarning, render_prompt
 from .schema import ToolsError, normalize_tools
 
 __version__ = "0.1.0"
@@ -26,7 +28,11 @@ __all__ = [
     "ParsedMessage",
     "Problem",
     "ProblemFound",
+    "PromptReadError",
+    "ReadPrompt",
     "ReasoningDelta",
+    "RenderError",
+    "RenderWarning",
     "StreamParser",
     "ToolCall",
     "ToolCallArgumentsDelta",
@@ -37,5 +43,7 @@ __all__ = [
     "event_to_delta",
     "normalize_tools",
     "parse",
+    "read_prompt",
+    "render_prompt",
     "sequential_ids",
 ]

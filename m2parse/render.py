@@ -9,6 +9,7 @@ message keys dropped, ``thinking``/``reasoning`` aliased to ``reasoning_content`
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -88,7 +89,7 @@ def render_prompt(
     *,
     add_generation_prompt: bool = True,
     template: str = DEFAULT_TEMPLATE,
-    chat_template: str | Any | None = None,
+    chat_template: str | os.PathLike[str] | None = None,
     strict: bool = False,
     **template_kwargs: Any,
 ) -> str:
@@ -260,11 +261,18 @@ def _render(
         elif role == "user":
             out += [USER_HEADER, _visible_text(message.get("content", MISSING), f"{where}.content", notes), END]
         elif any(value for key, value in message.items() if key != "role"):  # dropping nothing is no news
-            why = "a system message is only read at index 0" if role == "system" else f"role {role!r} is unknown"
-            notes.append(f"{where} is not rendered: {why} (the template drops it silently)")
+            notes.append(f"{where} is not rendered: {_why_dropped(role)} (the template drops it silently)")
     if add_generation_prompt:
         out.append(GENERATION_PROMPT)
     return "".join(out)
+
+
+def _why_dropped(role: Any) -> str:
+    if role is MISSING:
+        return "it has no role"
+    if role == "system":
+        return "a system message is only read at index 0"
+    return f"role {role!r} is unknown"
 
 
 def _system_text(

@@ -1,0 +1,28 @@
+"""Packaging promises: a light core, typed, with the public API at the top level."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import m2parse
+
+HEAVY = ("jinja2", "starlette", "uvicorn", "httpx", "transformers", "torch", "lxml", "vllm", "openai")
+
+
+def test_core_import_pulls_in_no_optional_dependency() -> None:
+    code = "import sys, m2parse, m2parse.cli.parse_cmd; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
+
+
+def test_package_is_typed() -> None:
+    assert (Path(m2parse.__file__).parent / "py.typed").exists()
+
+
+def test_public_api_is_exported() -> None:
+    for name in m2parse.__all__:
+        assert hasattr(m2parse, name), name
+    for name in ("parse", "StreamParser", "render_prompt", "read_prompt", "event_to_delta", "M2ParseError"):
+        assert name in m2parse.__all__
