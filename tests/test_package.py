@@ -12,7 +12,7 @@ HEAVY = ("jinja2", "starlette", "uvicorn", "httpx", "transformers", "torch", "lx
 
 
 def test_core_import_pulls_in_no_optional_dependency() -> None:
-    code = "import sys, m2parse, m2parse.cli.parse_cmd; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, m2parse, m2parse.cli.parse_cmd; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
 
