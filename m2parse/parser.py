@@ -100,12 +100,13 @@ _VALUE_TAGS = (
 class _TagSet:
     """The tags one text state reacts to: one regex finds the next full tag, a tail check finds a partial one."""
 
-    __slots__ = ("actions", "find", "partial_extra", "tags", "window")
+    __slots__ = ("actions", "find", "partial_extra", "prefixes", "tags", "window")
 
     def __init__(
         self, tags: tuple[tuple[str, int], ...], extra: str = "", extra_partial: re.Pattern[str] | None = None
     ):
         self.tags = tuple(tag for tag, _ in tags)
+        self.prefixes = frozenset(tag[:k] for tag in self.tags for k in range(1, len(tag)))
         self.actions = dict(tags)
         alternatives = [re.escape(tag) for tag in sorted(self.tags, key=len, reverse=True)]
         if extra:
@@ -123,10 +124,7 @@ class _TagSet:
                 return -1
             k = m.start()
             rest = buf[k:]
-            for tag in self.tags:
-                if len(rest) < len(tag) and tag.startswith(rest):
-                    return k
-            if self.partial_extra is not None and self.partial_extra.fullmatch(rest):
+            if rest in self.prefixes or (self.partial_extra is not None and self.partial_extra.fullmatch(rest)):
                 return k
             k += 1
 
