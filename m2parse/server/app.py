@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from ..backends import BackendError, get_protocol
 from ..backends.client import BackendClient
-from .chat import complete, completion_id, new_parser, parse_request, render
+from .chat import SchemaChecks, complete, completion_id, new_parser, parse_request, render
 from .config import ServerConfig
 from .errors import APIError, bad_request, from_backend
 from .streaming import ChunkWriter, SSEResponse, chat_chunks
@@ -89,7 +89,7 @@ def create_app(config: ServerConfig) -> Starlette:
                 body = json.loads(await request.body())
             except (ValueError, RecursionError):
                 raise bad_request("the request body is not valid JSON", code="invalid_json") from None
-            chat = parse_request(body, config)
+            chat = parse_request(body, config, schema_checks)
             backend: BackendClient = request.app.state.backend
             if not chat.stream:
                 reply = await until_disconnect(request, complete(backend, chat, config))
@@ -135,6 +135,7 @@ def create_app(config: ServerConfig) -> Starlette:
         return APIError(500, "internal server error", type="server_error", code="internal_error").response()
 
     created = int(time.time())
+    schema_checks = SchemaChecks()
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),

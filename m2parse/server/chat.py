@@ -23,7 +23,7 @@ from ..format import THINK_OPEN
 from ..message import ParsedMessage
 from ..parser import StreamParser
 from ..render import render_prompt
-from ..schema import ToolsError, normalize_tools, tool_schema_error
+from ..schema import ToolsError, ToolSpec, normalize_tools, tool_schema_error
 from .config import ServerConfig
 from .errors import bad_request
 
@@ -148,7 +148,29 @@ def validate_messages(messages: Any) -> list[dict[str, Any]]:
     return out
 
 
-def validate_tools(tools: Any, tool_choice: Any) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]:
+class SchemaChecks:
+    """Per-app memo of ``tool_schema_error``: agents send the same tools every turn, and the metaschema check
+    costs milliseconds. Bounded; the oldest entry goes first."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._seen: dict[str, str | None] = {}
+
+    def error(self, spec: ToolSpec) -> str | None:
+        try:
+            key = spec.name + "\0" + json.dumps(spec.parameters, sort_keys=True)
+        except (TypeError, ValueError, RecursionError):
+            return tool_schema_error(spec)
+        if key not in self._seen:
+            if len(self._seen) >= self._size:
+                del self._seen[next(iter(self._seen))]
+            self._seen[key] = tool_schema_error(spec)
+        return self._seen[key]
+
+
+def validate_tools(
+    tools: Any, tool_choice: Any, checks: SchemaChecks | None = None
+) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]:
     """(tools for typing, tools for the prompt). Each schema must be a valid JSON schema."""
     if tools is None or tools == []:
         tools = None
@@ -167,7 +189,7 @@ def validate_tools(tools: Any, tool_choice: Any) -> tuple[list[dict[str, Any]] |
             if spec is None:
                 continue
             names.append(spec.name)
-            if (error := tool_schema_error(spec)) is not None:
+            if (error := checks.error(spec) if checks is not None else tool_schema_error(spec)) is not None:
                 param = f"tools[{i}].function.parameters"
                 raise bad_request(f"'{param}' is not a valid JSON schema: {error}", param)
     if tool_choice is None or tool_choice in ("auto", "required"):
@@ -238,11 +260,11 @@ def _parser_options(ext: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-def parse_request(body: Any, config: ServerConfig) -> ChatRequest:
+def parse_request(body: Any, config: ServerConfig, checks: SchemaChecks | None = None) -> ChatRequest:
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object")
     messages = validate_messages(body.get("messages"))
-    tools, prompt_tools = validate_tools(body.get("tools"), body.get("tool_choice"))
+    tools, prompt_tools = validate_tools(body.get("tools"), body.get("tool_choice"), checks)
     n = body.get("n")
     if n is not None and n != 1:
         raise bad_request("only n=1 is supported", "n")
