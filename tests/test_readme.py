@@ -1,4 +1,4 @@
-"""The README's Python examples run as written (each block in order, sharing one namespace)."""
+"""The README's ```python examples run as written, in order, in one namespace (```py blocks need a live service)."""
 
 from __future__ import annotations
 
