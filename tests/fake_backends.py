@@ -654,6 +654,25 @@ def start_m2parse(
     return url, stop
 
 
+@contextlib.contextmanager
+def stacks(*server_args: str) -> Iterator[dict[str, tuple[str, str]]]:
+    """kind -> (fake backend URL, m2parse URL): one backend of every kind, each with an m2parse server in front
+    started with ``server_args``; all stopped on exit, newest first."""
+    stops: list[Callable[[], None]] = []
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        for kind in KINDS:
+            backend_url, stop_backend = start_backend(kind)
+            stops.append(stop_backend)
+            server_url, stop_server = start_m2parse(backend_url, kind, *server_args)
+            stops.append(stop_server)
+            out[kind] = (backend_url, server_url)
+        yield out
+    finally:
+        for stop in reversed(stops):
+            stop()
+
+
 if __name__ == "__main__":
     cli = argparse.ArgumentParser(description="run one fake backend (prints 'PORT n')")
     cli.add_argument("kind", choices=KINDS)

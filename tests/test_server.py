@@ -32,19 +32,8 @@ KINDS = fake_backends.KINDS
 @pytest.fixture(scope="module")
 def stacks() -> Iterator[dict[str, tuple[str, str]]]:
     """kind -> (fake backend URL, m2parse server URL); one pair per backend type for the whole module."""
-    stops = []
-    out: dict[str, tuple[str, str]] = {}
-    try:
-        for kind in KINDS:
-            backend_url, stop_backend = fake_backends.start_backend(kind)
-            stops.append(stop_backend)
-            server_url, stop_server = fake_backends.start_m2parse(backend_url, kind, "--timeout", "5")
-            stops.append(stop_server)
-            out[kind] = (backend_url, server_url)
+    with fake_backends.stacks("--timeout", "5") as out:
         yield out
-    finally:
-        for stop in reversed(stops):
-            stop()
 
 
 def client_for(url: str) -> Any:

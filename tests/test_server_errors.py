@@ -22,21 +22,8 @@ TIMEOUT = "0.6"
 @pytest.fixture(scope="module")
 def stacks() -> Iterator[dict[str, tuple[str, str]]]:
     """kind -> (fake backend URL, m2parse URL), servers with an API key and a short backend timeout."""
-    stops = []
-    out: dict[str, tuple[str, str]] = {}
-    try:
-        for kind in fake_backends.KINDS:
-            backend_url, stop_backend = fake_backends.start_backend(kind)
-            stops.append(stop_backend)
-            server_url, stop_server = fake_backends.start_m2parse(
-                backend_url, kind, "--api-key", KEY, "--timeout", TIMEOUT
-            )
-            stops.append(stop_server)
-            out[kind] = (backend_url, server_url)
+    with fake_backends.stacks("--api-key", KEY, "--timeout", TIMEOUT) as out:
         yield out
-    finally:
-        for stop in reversed(stops):
-            stop()
 
 
 @pytest.fixture
