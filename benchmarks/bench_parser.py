@@ -10,6 +10,15 @@ the smallest one for each mode (about 1 when the parser is linear).
 
 A second floor, ``echo``, is the least any event-emitting streaming parser in Python pays per delta: a ``feed``
 method that keeps the delta and returns it as one frozen ``ContentDelta`` event, and does nothing else.
+
+Then the issue-9 targets, each a ratio measured in the same run:
+
+- ``families``: parse() time per byte of each 1 MB input family, relative to the plain-text family (target ≤ 2);
+- ``floor``: parse() of a 1 MB plain answer (prose, and code-like text) / plain reasoning against a bare
+  ``text.split("</think>", 1)`` plus ``text.find("<minimax:tool_call>")`` on the same text (target ≤ 3);
+- ``long argument``: µs per 4-character delta while streaming a long string argument (target ≤ 1.5 µs);
+- ``peak``: tracemalloc peak while streaming a 10 MB string argument in 4-character deltas, as a multiple of the
+  input (target ≤ 4; the deltas are cut before tracing starts, so only the parser's own memory counts).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import argparse
 import random
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,18 +125,19 @@ def make_output(size: int, seed: int = 0) -> str:
 
 
 def best_time(run: Callable[[], object], *, repeats: int, budget: float) -> float:
-    """Best wall time of one ``run()``, over up to ``repeats`` runs (fewer when a run exceeds ``budget``/repeats).
-    Fast runs are looped so that each timing spans at least 20 ms."""
-    start = time.perf_counter()
+    """Best CPU time of one ``run()``, over up to ``repeats`` runs (fewer when a run exceeds ``budget``/repeats).
+    Fast runs are looped so that each timing spans at least 20 ms. CPU time of this process, not wall time, so
+    that other load on a shared machine does not skew the ratios (the work is single-threaded)."""
+    start = time.process_time()
     run()
-    first = time.perf_counter() - start
+    first = time.process_time() - start
     loops = max(1, int(0.02 / max(first, 1e-9)))
     best = first
     for _ in range(max(1, min(repeats, int(budget / max(first * loops, 1e-9))))):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(loops):
             run()
-        best = min(best, (time.perf_counter() - start) / loops)
+        best = min(best, (time.process_time() - start) / loops)
     return best
 
 
@@ -175,6 +186,74 @@ def echo_loop(deltas: list[str]) -> Callable[[], object]:
     return run
 
 
+def _argument_output(body: str) -> str:
+    """One write_file call whose content argument is ``body`` (a long string value)."""
+    return (
+        'Write it.\n</think>\n\n<minimax:tool_call>\n<invoke name="write_file">\n'
+        f'<parameter name="path">big.py</parameter>\n<parameter name="content">{body}</parameter>\n'
+        "</invoke>\n</minimax:tool_call>"
+    )
+
+
+def families(size: int) -> dict[str, str]:
+    """The 1 MB input families compared per byte (``plain`` is the reference)."""
+    rng = random.Random(1)
+    return {
+        "plain": "Short.\n</think>\n\n" + _prose(rng, size),
+        "reasoning": _prose(rng, size) + "\n</think>\n\nDone.",
+        "code answer": "Short.\n</think>\n\n" + _code(rng, size),
+        "mixed": make_output(size),
+        "long argument": _argument_output(_code(rng, size)),
+    }
+
+
+def _floor(text: str) -> Callable[[], object]:
+    return lambda: (text.split("</think>", 1), text.find("<minimax:tool_call>"))
+
+
+def _stream_peak(text: str, step: int) -> int:
+    deltas = [text[i : i + step] for i in range(0, len(text), step)]
+    run = streamer(deltas)
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def targets(size: int, peak_size: int, repeats: int, budget: float) -> None:
+    """The issue-9 ratios: families per byte, parse() against the split+find floor, long-argument streaming."""
+    inputs = families(size)
+    per_byte = {}
+    for name, text in inputs.items():
+        t = best_time(lambda text=text: parse(text, TOOLS, validate=False), repeats=repeats, budget=budget)
+        per_byte[name] = t / len(text)
+    print(f"\nparse() per byte, {size // 1000} KB families, relative to plain text (target ≤ 2):")
+    for name, cost in per_byte.items():
+        print(f"  {name:>14}: {cost / per_byte['plain']:5.2f}   ({cost * 1e9:6.2f} ns/char)")
+    print("\nparse() against text.split('</think>', 1) + text.find('<minimax:tool_call>') (target ≤ 3):")
+    for name in ("plain", "reasoning", "code answer"):
+        text = inputs[name]
+        t = best_time(lambda text=text: parse(text, TOOLS, validate=False), repeats=repeats, budget=budget)
+        floor = best_time(_floor(text), repeats=repeats, budget=budget)
+        print(f"  {name:>14}: {t / floor:5.2f}   ({t * 1e3:.3f} ms vs {floor * 1e3:.3f} ms)")
+    text = inputs["long argument"]
+    deltas = [text[i : i + 4] for i in range(0, len(text), 4)]
+    t = best_time(streamer(deltas), repeats=repeats, budget=budget)
+    echo = best_time(echo_loop(deltas), repeats=repeats, budget=budget)
+    print(
+        f"\nlong string argument, 4-char deltas (target ≤ 1.5 µs): {t / len(deltas) * 1e6:.2f} µs/delta"
+        f" ({t / echo:.1f}× echo)"
+    )
+    big = _argument_output(_code(random.Random(2), peak_size))
+    peak = _stream_peak(big, 4)
+    print(
+        f"tracemalloc peak streaming a {peak_size // 1_000_000} MB string argument in 4-char deltas (target ≤ 4×):"
+        f" {peak / 1e6:.1f} MB = {peak / len(big):.2f}× the input"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, one timing each: a smoke run")
@@ -219,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntime per byte, {large // 1000} KB vs {small // 1000} KB (linear ≈ 1):")
     for mode, _ in modes:
         print(f"  {mode:>9}: {per_byte[mode, large] / per_byte[mode, small]:.2f}")
+    targets(sizes[-1], 1_000_000 if args.quick else 10_000_000, repeats, budget)
     return 0
 
 

@@ -1,7 +1,11 @@
 """The incremental MiniMax-M2 output parser: one state machine for streaming and for ``parse()``.
 
-Linear time: every delta is appended to a small held tail, scanned once from where the last scan stopped, and
-only a possible partial tag (or a run of newlines that the edge-trimming rules may drop) is held back.
+Linear time on every input: each delta is appended to a small held tail and scanned once from where the last
+scan stopped. Long stretches are searched with C-level ``str.find`` per needle, and every needle's next hit is
+remembered by absolute offset, so no character is searched twice for the same needle. Only a bounded window is
+ever held back: a possible partial tag, a candidate ``</parameter>`` and what follows it (at most 64 whitespace
+characters and one tag), or an open tag still waiting for its ``>`` (at most ``MAX_TAG_LENGTH``; the deltas that
+arrive meanwhile are queued, not copied onto the held text one by one).
 Model output is untrusted: nothing here raises unless the caller opted in (``strict`` or an ``error`` policy).
 """
 
@@ -50,27 +54,60 @@ from .schema import (
 ReasoningMode = Literal["separated", "inline"]
 Policy = Literal["keep", "drop", "error"]
 
-#: An open tag (<invoke …>, <parameter …>) longer than this without its ">" is not a tag.
+#: An open tag (<invoke …>, <parameter …>) whose ">" does not come within this many characters of its "<" is
+#: not a tag (whole or streamed alike): the opener comes back as content and what follows is stray text.
 MAX_TAG_LENGTH = 4096
+#: A </parameter> followed by more whitespace than this closes the value whatever comes next.
+MAX_CLOSE_WHITESPACE = 64
 
 # Parser states.
 _START, _REASONING, _CONTENT, _BLOCK, _INVOKE, _VALUE, _DONE = range(7)
 
-# Actions a fixed tag triggers in a text state.
-_A_THINK_CLOSE, _A_BLOCK_OPEN, _A_LITERAL_TAG, _A_TURN, _A_PARAM_CLOSE, _A_VALUE_CUT, _A_STRAY_CLOSE = range(7)
+# Actions a fixed tag triggers in a text state. _A_TEXT: a tag that means nothing in this state (plain text).
+_A_THINK_CLOSE, _A_BLOCK_OPEN, _A_LITERAL_TAG, _A_TURN, _A_PARAM_CLOSE, _A_VALUE_CUT, _A_STRAY_CLOSE, _A_TEXT = range(8)
+# Decisions on a </parameter> candidate.
+_CLOSE, _LITERAL_CLOSE, _UNDECIDED = range(3)
 
+_INVOKE_OPEN = "<" + INVOKE_TAG
+_PARAMETER_OPEN = "<" + PARAMETER_TAG
+#: Where stray text in a tool-call block may end: a tag or turn marker of the block or the invoke. Wider than the
+#: state needs is fine (the tag is then read as stray text again), narrower would not be.
+_MARKUP_START = re.compile(
+    "|".join(
+        [
+            re.escape(TOOL_CALL_CLOSE),
+            re.escape(INVOKE_CLOSE),
+            re.escape(_INVOKE_OPEN) + r"[\s>/]",
+            re.escape(_PARAMETER_OPEN) + r"[\s>/]",
+            *(re.escape(marker) for marker in TURN_MARKERS),
+        ]
+    )
+)
+_BLOCK_MARKUP = (TOOL_CALL_CLOSE, _INVOKE_OPEN)  # what a partial tag between invokes may become
+_INVOKE_MARKUP = (TOOL_CALL_CLOSE, _INVOKE_OPEN, INVOKE_CLOSE, _PARAMETER_OPEN)  # … between parameters
 _CANDIDATE = re.compile(r"[<\]\[]")
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
-#: Characters that can start a tag or marker, need JSON escaping, or take part in newline trimming. A delta
-#: without any of them, arriving while nothing is held, goes straight out (feed()'s fast path).
-_SPECIAL_CHARS = frozenset('<[]"\\') | frozenset(chr(c) for c in range(32))
-_SPECIAL = re.compile(r'[<\[\]"\\\x00-\x1f]')
+#: Characters that are in every tag or marker ('<', '~'), need JSON escaping, or take part in newline trimming.
+#: A string-value delta without any of them (and not ending in a marker's head), arriving while nothing is
+#: held, goes straight out (feed()'s fast path).
+_SPECIAL = re.compile(r'[<~"\\\x00-\x1f]')
 _TAG_START_CHARS = frozenset("<[]")
-_TAG_START = re.compile(r"[<\[\]]")
+#: One-character deltas that the string-value hot path leaves to the general path (_SPECIAL, and marker heads).
+_ONE_CHAR_SPECIAL = frozenset('<~"\\[]') | frozenset(map(chr, range(32)))
+_MAYBE_TAG = re.compile(r"[<~]")
+#: In a value, a tag can only start at '<' followed by '/' or 'p' (or by the end of the delta), or at a '~'.
+_VALUE_TAG_HEAD = re.compile(rf"~|<(?:[/{PARAMETER_TAG[0]}]|\Z)")
+assert all(tag[1] in ("/", PARAMETER_TAG[0]) for tag in (PARAMETER_CLOSE, INVOKE_CLOSE, TOOL_CALL_CLOSE))
 _NOT_SPACE = re.compile(r"\S")
+_NOT_NEWLINE = re.compile(r"[^\n]")
+_CLOSE_SPACE = re.compile(rf"\s{{0,{MAX_CLOSE_WHITESPACE + 1}}}")
+#: What may follow a </parameter> (after optional whitespace) for it to close the value.
+_CLOSE_FOLLOWERS = (_PARAMETER_OPEN, INVOKE_CLOSE, _INVOKE_OPEN, TOOL_CALL_CLOSE, *TURN_MARKERS)
+_LONGEST_FOLLOWER = max(map(len, _CLOSE_FOLLOWERS))
 #: A value missing its </parameter> ends where the next parameter opens. The whitespace is bounded so that a
 #: possible partial match at the end of the buffer is bounded too (the hold-back window stays constant).
 _PARAM_OPEN_START = r"<parameter[ \t\r\n]{1,8}name[ \t\r\n]{0,8}="
+_PARAM_OPEN = re.compile(_PARAM_OPEN_START)
 _PARAM_OPEN_PARTIAL = re.compile(
     r"<(?:p(?:a(?:r(?:a(?:m(?:e(?:t(?:e(?:r(?:[ \t\r\n]{1,8}(?:n(?:a(?:m(?:e[ \t\r\n]{0,8})?)?)?)?)?)?)?)?)?)?)?)?)?)?"
 )
@@ -95,6 +132,52 @@ _VALUE_TAGS = (
     (TOOL_CALL_CLOSE, _A_VALUE_CUT),
     *_TURN_TAGS,
 )
+
+# ------------------------------------------------------------------ needles: the C-level search of long text
+# Each needle is a piece of one or more tags; a hit is checked for the whole tag around it. Plain text with no
+# tag costs one str.find per needle, and each needle's next hit is remembered (by absolute offset), so a state
+# that searches again, or the next state, never searches the same stretch for the same needle twice.
+# The turn markers share their '~': one regex that starts with that literal runs at str.find speed and checks
+# the characters after each '~' in C (a 2-character needle such as "]~" would be searched 2-3 times slower).
+_N_THINK, _N_BLOCK, _N_MARK, _N_VALUE, _N_GT = range(5)
+_MARK_CHAR = "~"
+assert all(_MARK_CHAR in marker for marker in TURN_MARKERS)
+_MARK_HINT = re.compile(
+    re.escape(_MARK_CHAR) + "(?:" + "|".join(re.escape(m[m.index(_MARK_CHAR) + 1 :]) for m in TURN_MARKERS) + ")"
+)
+#: The tags that end a value, in one regex that starts with '<': code, where '<' is rare enough, is searched
+#: about three times faster this way than with one str.find per tag (markup-dense text, such as HTML, about
+#: two times slower: still one C-level pass).
+_VALUE_ENDS = (PARAMETER_CLOSE, INVOKE_CLOSE, TOOL_CALL_CLOSE)
+_VALUE_HINT = re.compile(
+    "<(?:/(?:" + "|".join(re.escape(t[2:]) for t in _VALUE_ENDS) + ")|" + re.escape(PARAMETER_TAG) + r"[ \t\r\n])"
+)
+_NEEDLES: tuple[str | re.Pattern[str], ...] = (THINK_OPEN[1:], TOOL_CALL_OPEN[1:], _MARK_HINT, _VALUE_HINT, ">")
+#: Longest text a needle matches: a miss at the end of a buffer is searched again from this far back.
+_NEEDLE_SPAN = (
+    len(THINK_OPEN) - 1,
+    len(TOOL_CALL_OPEN) - 1,
+    max(map(len, TURN_MARKERS)),
+    max(map(len, _VALUE_ENDS)),
+    1,
+)
+#: For each needle: the fixed tags that contain it, with the offset of the needle's hit inside the tag.
+_NEEDLE_TAGS = (
+    tuple((tag, tag.find(THINK_OPEN[1:])) for tag in (THINK_OPEN, THINK_CLOSE)),
+    tuple((tag, tag.find(TOOL_CALL_OPEN[1:])) for tag in (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)),
+    tuple((marker, marker.index(_MARK_CHAR)) for marker in TURN_MARKERS),
+    tuple((tag, 0) for tag in _VALUE_ENDS),
+    (),
+)
+_TEXT_NEEDLES = (_N_THINK, _N_BLOCK, _N_MARK)
+_VALUE_NEEDLES = (_N_VALUE, _N_MARK)
+#: Below this many characters one regex search is cheaper than several str.find calls (same answer either way).
+_SMALL = 512
+#: Accumulated text is coalesced every this many pieces, so a long stream of small deltas is not kept as
+#: millions of small strings (about 50 bytes of overhead each).
+_COALESCE = 512
+#: Trailing newlines are counted one by one up to this many; a longer run is stripped from a copy.
+_NEWLINE_RUN = 64
 
 
 class _TagSet:
@@ -132,8 +215,6 @@ class _TagSet:
 _REASONING_TAGSET = _TagSet(_REASONING_TAGS)
 _CONTENT_TAGSET = _TagSet(_CONTENT_TAGS)
 _VALUE_TAGSET = _TagSet(_VALUE_TAGS, _PARAM_OPEN_START, _PARAM_OPEN_PARTIAL)
-_INVOKE_OPEN = "<" + INVOKE_TAG
-_PARAMETER_OPEN = "<" + PARAMETER_TAG
 _NEED_MORE = -1
 _LITERAL = -2
 
@@ -155,6 +236,14 @@ def sequential_ids(prefix: str = "call_") -> Callable[[], str]:
     """A deterministic id factory (call_0, call_1, …) for tests and reproducible output."""
     counter = count()
     return lambda: f"{prefix}{next(counter)}"
+
+
+def _not_text(where: str, value: object) -> TypeError:
+    """The error for non-str input, naming the fix (bytes are the common case: a raw HTTP or file read)."""
+    kind = type(value).__name__
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return TypeError(f"{where} takes str, not {kind}: decode the model output first, e.g. data.decode('utf-8')")
+    return TypeError(f"{where} takes str, not {kind}")
 
 
 def _json_str_body(text: str) -> str:
@@ -204,46 +293,99 @@ def _parse_attributes(text: str) -> dict[str, str]:
     return attrs
 
 
+class _Pieces:
+    """Text kept as it arrives: small pieces are joined every ``_COALESCE`` of them, so a stream of tiny deltas
+    costs about one byte per character, not a string object per delta."""
+
+    __slots__ = ("big", "small")
+
+    def __init__(self) -> None:
+        self.big: list[str] = []
+        self.small: list[str] = []
+
+    def add(self, text: str) -> None:
+        small = self.small
+        small.append(text)
+        if len(small) >= _COALESCE:
+            self.coalesce()
+
+    def coalesce(self) -> None:
+        self.big.append("".join(self.small))
+        self.small.clear()
+
+    def text(self) -> str:
+        if not self.big:
+            return "".join(self.small)
+        return "".join(self.big + self.small)
+
+
 class _TextSink:
     """Reasoning or content text, trimmed of '\\n' at its outer edges like the template's ``.strip('\\n')``.
 
     Leading newlines are dropped; a trailing run of newlines is held until more text proves it inner.
+    ``adjacent`` says whether those held newlines directly precede the current input position (no markup was
+    consumed since), which is when the one before ``<minimax:tool_call>`` is markup.
     """
 
-    __slots__ = ("parts", "pending_newlines", "started")
+    __slots__ = ("adjacent", "parts", "pending_newlines", "started")
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
+        self.parts = _Pieces()
         self.pending_newlines = 0
         self.started = False
+        self.adjacent = False
 
-    def write(self, text: str) -> str:
+    def write(self, text: str, start: int = 0, end: int = -1) -> str:
+        """Take ``text[start:end]`` (all of it by default); return what may be emitted now. Slices once, so a
+        long stretch of the output costs one copy."""
+        if end < 0:
+            if self.started and not self.pending_newlines and text and text[-1] != "\n":  # the common case
+                self.adjacent = True
+                small = self.parts.small
+                small.append(text)
+                if len(small) >= _COALESCE:
+                    self.parts.coalesce()
+                return text
+            end = len(text)
+        self.adjacent = True
         if not self.started:
-            text = text.lstrip("\n")
-            if not text:
+            m = _NOT_NEWLINE.search(text, start, end)
+            if m is None:
                 return ""
-        body = text.rstrip("\n")
-        if not body:
-            self.pending_newlines += len(text)
+            start = m.start()
+        if start >= end:
             return ""
-        trailing = len(text) - len(body)
+        stop = end  # the trailing run of newlines is found without copying the text (unless it is long)
+        while stop > start and text[stop - 1] == "\n" and end - stop < _NEWLINE_RUN:
+            stop -= 1
+        if end - stop < _NEWLINE_RUN:
+            body = text if start == 0 and stop == len(text) else text[start:stop]
+        else:
+            body = text[start:end].rstrip("\n")
+        if not body:
+            self.pending_newlines += end - start
+            return ""
+        trailing = end - start - len(body)
         if self.pending_newlines:
             body = "\n" * self.pending_newlines + body
         self.pending_newlines = trailing
         self.started = True
-        self.parts.append(body)
+        small = self.parts.small
+        small.append(body)
+        if len(small) >= _COALESCE:
+            self.parts.coalesce()
         return body
 
     def eat_one_newline(self) -> None:
-        """The '\\n' the template writes before <minimax:tool_call> is markup, not content."""
-        if self.pending_newlines:
+        """The '\\n' the template writes directly before <minimax:tool_call> is markup, not content."""
+        if self.pending_newlines and self.adjacent:
             self.pending_newlines -= 1
 
 
 class _Call:
     """A tool call being parsed. ``index`` is None for a dropped call (unknown tool under the drop policy)."""
 
-    __slots__ = ("arguments", "fragments", "id", "index", "json_prefix", "name", "spec")
+    __slots__ = ("arguments", "encoded", "id", "index", "json_prefix", "name", "spec")
 
     def __init__(self, index: int | None, call_id: str, name: str, spec: ToolSpec | None) -> None:
         self.index = index
@@ -251,23 +393,34 @@ class _Call:
         self.name = name
         self.spec = spec
         self.arguments: dict[str, Any] = {}
-        self.fragments: list[str] = []
+        self.encoded: dict[str, str] = {}  # JSON of values already encoded for their fragments (not encoded twice)
         self.json_prefix = "{"
 
 
 class _Value:
     """A parameter value being read. ``streaming`` values are strings sent out as they arrive."""
 
-    __slots__ = ("keep", "key", "offset", "parts", "pending_newline", "schema", "streaming")
+    __slots__ = ("escaped", "index", "keep", "key", "offset", "parts", "pending_newline", "schema", "streaming")
 
-    def __init__(self, key: str, keep: bool, streaming: bool, schema: Mapping[str, Any] | None, offset: int) -> None:
+    def __init__(
+        self,
+        key: str,
+        index: int | None,
+        keep: bool,
+        streaming: bool,
+        schema: Mapping[str, Any] | None,
+        offset: int,
+    ) -> None:
         self.key = key
+        self.index = index
         self.keep = keep
         self.streaming = streaming
         self.schema = schema
         self.offset = offset
-        self.parts: list[str] = []
+        self.parts = _Pieces()
         self.pending_newline = False
+        #: The JSON string of the first piece, when _value_text took it: the whole value's if it came in one piece.
+        self.escaped: str | None = None
 
 
 class StreamParser:
@@ -284,6 +437,7 @@ class StreamParser:
         unknown_parameter: Policy = "keep",
         validate: bool = True,
         strict: bool = False,
+        tool_calls: bool = True,
         id_factory: Callable[[], str] | None = None,
     ) -> None:
         if reasoning not in ("separated", "inline"):
@@ -300,12 +454,18 @@ class StreamParser:
         self._unknown_parameter = unknown_parameter
         self._validate = validate
         self._strict = strict
+        self._parse_calls = bool(tool_calls)
         self._new_id = id_factory or default_id_factory
 
         self._state = _START
         self._buf = ""
         self._base = 0  # absolute offset of self._buf[0]
-        self._tag_scan_from = 0  # in self._buf: where the search for an open tag's '>' resumes
+        self._queued: list[str] = []  # deltas waiting for an open tag's '>' (not yet appended to _buf)
+        self._queue_need = 0  # characters to queue before the held open tag is looked at again
+        self._at_end = False  # finish() is running: the end of the buffer is the end of the output
+        self._hit = [-1] * len(_NEEDLES)  # per needle: absolute offset of its next hit, or -1 (none before _end)
+        self._end = [0] * len(_NEEDLES)
+        self._lead = _Pieces()  # leading whitespace in _START, until we know what it belongs to
         self._events: list[Event] = []
         self._content = _TextSink()
         self._reasoning = _TextSink()
@@ -314,8 +474,10 @@ class StreamParser:
         self._problems: list[Problem] = []
         self._call: _Call | None = None
         self._value: _Value | None = None
+        self._fast: _Value | None = None  # the open string value, when a plain delta may go straight out
         self._next_index = 0
         self._stray = False  # inside a run of stray text in a tool-call block (reported once per run)
+        self._not_allowed_reported = False
         self._finished = False
         self._ended_by_marker = False
 
@@ -326,41 +488,97 @@ class StreamParser:
         return self._finished or self._state == _DONE
 
     def feed(self, delta: str) -> list[Event]:
-        if not self._buf and delta and not self._finished:
+        value = self._fast
+        if value is not None:  # the hot path: a string value's text, with no tag possible in it, nothing held
+            if type(delta) is str and len(delta) == 1 and delta not in _ONE_CHAR_SPECIAL and not value.pending_newline:
+                self._base += 1
+                small = value.parts.small
+                small.append(delta)
+                if len(small) >= _COALESCE:
+                    value.parts.coalesce()
+                return [ToolCallArgumentsDelta(value.index, delta)]  # type: ignore[arg-type]
+            try:
+                special = _SPECIAL.search(delta)
+            except TypeError:
+                raise _not_text("StreamParser.feed()", delta) from None
+            if delta and delta[-1] not in "[]" and not delta.endswith("[e"):
+                if special is None and not value.pending_newline:  # plain characters: the delta is the fragment
+                    self._base += len(delta)
+                    small = value.parts.small
+                    small.append(delta)
+                    if len(small) >= _COALESCE:
+                        value.parts.coalesce()
+                    return [ToolCallArgumentsDelta(value.index, delta)]  # type: ignore[arg-type]
+                if special is None or _VALUE_TAG_HEAD.search(delta, special.start()) is None:  # escapes, '\n', '<'
+                    self._base += len(delta)
+                    if value.pending_newline:
+                        delta = "\n" + delta
+                    value.pending_newline = delta[-1] == "\n"
+                    if value.pending_newline:
+                        delta = delta[:-1]
+                    if not delta:
+                        return []
+                    value.parts.add(delta)
+                    return [ToolCallArgumentsDelta(value.index, _json_str_body(delta))]  # type: ignore[arg-type]
+        elif not self._buf and type(delta) is str and 0 < len(delta) <= _SMALL and not self._finished:
+            plain = self._feed_plain(delta)  # reasoning or content text with no tag possible in it
+            if plain is not None:
+                return plain
+        return self._feed(delta)
+
+    def _feed(self, delta: str) -> list[Event]:
+        if not isinstance(delta, str):
+            raise _not_text("StreamParser.feed()", delta)
+        if self._state == _DONE or self._finished or not delta:
+            return []
+        if self._queue_need:  # an open tag waits for its '>': queue, and look again only when it may decide
+            self._queued.append(delta)
+            self._queue_need -= len(delta)
+            if self._queue_need > 0 and ">" not in delta:
+                return []
+            delta = "".join(self._queued)
+            self._queued.clear()
+            self._queue_need = 0
+        elif not self._buf and len(delta) <= _SMALL:
             fast = self._feed_plain(delta)
             if fast is not None:
                 return fast
-        if self._state == _DONE or self._finished or not delta:
-            return []
         self._buf = self._buf + delta if self._buf else delta
         self._run()
+        self._update_fast()
         return self._take_events()
 
+    def _update_fast(self) -> None:
+        value, call = self._value, self._call
+        self._fast = (
+            value
+            if value is not None
+            and value.streaming
+            and call is not None
+            and not call.json_prefix
+            and not self._buf
+            and self._state == _VALUE
+            else None
+        )
+
     def _feed_plain(self, delta: str) -> list[Event] | None:
-        """A delta with no tag or marker in it, arriving while nothing is held: no scanning needed."""
+        """A short delta with no tag or marker in it, arriving while nothing is held: no scanning needed.
+
+        With nothing held, a tag or marker can only lie inside the delta (it has a '<' or a '~') or start at
+        its end ('[', ']' or '[e', a marker's head)."""
         if len(delta) == 1:
             if delta in _TAG_START_CHARS:
                 return None
-        elif _TAG_START.search(delta) is not None:
+        elif _MAYBE_TAG.search(delta) is not None or delta[-1] in "[]" or delta[-2:] == "[e":
             return None
         state = self._state
         if state == _VALUE:
-            value, call = self._value, self._call
-            if value is None or call is None:
+            if self._value is None:
                 return None
             self._base += len(delta)
-            if (
-                value.streaming
-                and not value.pending_newline
-                and not call.json_prefix
-                and (delta not in _SPECIAL_CHARS if len(delta) == 1 else _SPECIAL.search(delta) is None)
-            ):  # the common case: plain characters of a string value
-                value.parts.append(delta)
-                call.fragments.append(delta)
-                return [ToolCallArgumentsDelta(call.index, delta)]  # type: ignore[arg-type]
             self._value_text(delta)
-            return self._take_events()
-        if state == _CONTENT:
+            self._update_fast()
+        elif state == _CONTENT:
             self._base += len(delta)
             self._emit_content(delta)
         elif state == _REASONING:
@@ -373,7 +591,14 @@ class StreamParser:
     def finish(self) -> list[Event]:
         if self._finished:
             return []
-        self._run()
+        self._fast = None
+        if self._queued:
+            self._buf += "".join(self._queued)
+            self._queued.clear()
+        self._queue_need = 0
+        self._at_end = True
+        if self._state != _DONE:
+            self._run()
         self._finish_state()
         self._finished = True
         return self._take_events()
@@ -382,9 +607,9 @@ class StreamParser:
     def result(self) -> ParsedMessage:
         reasoning: str | None = None
         if self._saw_reasoning and not self._inline:
-            reasoning = "".join(self._reasoning.parts)
+            reasoning = self._reasoning.parts.text()
         return ParsedMessage(
-            content="".join(self._content.parts),
+            content=self._content.parts.text(),
             reasoning_content=reasoning,
             tool_calls=tuple(self._calls),
             problems=tuple(self._problems),
@@ -404,16 +629,16 @@ class StreamParser:
         if self._strict:
             raise M2ParseError(problem)
 
-    def _emit_content(self, text: str) -> None:
-        out = self._content.write(text)
+    def _emit_content(self, text: str, start: int = 0, end: int = -1) -> None:
+        out = self._content.write(text, start, end)
         if out:
             self._events.append(ContentDelta(out))
 
-    def _emit_reasoning(self, text: str) -> None:
+    def _emit_reasoning(self, text: str, start: int = 0, end: int = -1) -> None:
         if self._inline:
-            self._emit_content(text)
+            self._emit_content(text, start, end)
             return
-        out = self._reasoning.write(text)
+        out = self._reasoning.write(text, start, end)
         if out:
             self._events.append(ReasoningDelta(out))
 
@@ -425,7 +650,6 @@ class StreamParser:
         fragment = call.json_prefix + fragment
         call.json_prefix = ""
         if fragment:
-            call.fragments.append(fragment)
             self._events.append(ToolCallArgumentsDelta(call.index, fragment))
 
     # ------------------------------------------------------------------ the machine
@@ -449,7 +673,6 @@ class StreamParser:
                 pos = -pos - 1
                 break
         if pos:
-            self._tag_scan_from = max(0, self._tag_scan_from - pos)
             self._base += pos
             buf = buf[pos:]
         self._buf = buf
@@ -459,25 +682,110 @@ class StreamParser:
         """Encode 'stop here and wait for more input' for _run."""
         return -pos - 1
 
+    # ------------------------------------------------------------------ finding tags
+
+    def _next_hit(self, buf: str, k: int, q: int) -> int:
+        """Absolute offset of needle k's next occurrence at or after absolute offset q, or -1 (none in buf).
+
+        Offsets only move forward, so a remembered hit at or after q is the answer, and a remembered miss
+        means the stretch before the old end holds none."""
+        hit = self._hit[k]
+        if hit >= q:
+            return hit
+        needle = _NEEDLES[k]
+        start = q if hit >= 0 else max(q, self._end[k] - _NEEDLE_SPAN[k] + 1)
+        base = self._base
+        if isinstance(needle, str):
+            i = buf.find(needle, start - base)
+        elif needle is _MARK_HINT:
+            i = self._find_marker_hint(buf, start - base)
+        else:
+            m = needle.search(buf, start - base)
+            i = -1 if m is None else m.start()
+        if i < 0:
+            self._hit[k] = -1
+            self._end[k] = base + len(buf)
+            return -1
+        self._hit[k] = base + i
+        return base + i
+
+    @staticmethod
+    def _find_marker_hint(buf: str, i: int) -> int:
+        """The next '~' that begins a marker's tail: memchr-speed find while '~' is rare, the regex (which
+        checks each '~' in C) once it proves common."""
+        for _ in range(16):
+            i = buf.find(_MARK_CHAR, i)
+            if i < 0 or _MARK_HINT.match(buf, i):
+                return i
+            i += 1
+        m = _MARK_HINT.search(buf, i)
+        return -1 if m is None else m.start()
+
+    def _tag_at_needle(self, buf: str, k: int, pos: int) -> tuple[int, str] | None:
+        """The first tag at or after pos that contains needle k: (start, tag); None if there is none in buf
+        (a tag cut by the end of buf is left to the partial-tag check)."""
+        q = self._base + pos
+        while True:
+            p = self._next_hit(buf, k, q)
+            if p < 0:
+                return None
+            i = p - self._base
+            n = len(buf)
+            for tag, off in _NEEDLE_TAGS[k]:
+                s = i - off
+                if s >= pos and buf.startswith(tag, s):
+                    return s, tag
+                if s >= pos and s + len(tag) > n and tag.startswith(buf[s:]):
+                    return None
+            if k == _N_VALUE and i >= pos and buf.startswith(_PARAMETER_OPEN, i):
+                m = _PARAM_OPEN.match(buf, i)
+                if m is not None:
+                    return i, m.group()
+                if _PARAM_OPEN_PARTIAL.fullmatch(buf, i):
+                    return None
+            q = p + 1  # no tag here, now or later: skip this hit for good
+
+    def _next_tag(self, buf: str, pos: int, tagset: _TagSet, needles: tuple[int, ...]) -> tuple[int, str] | None:
+        """The first tag at or after pos, among the tags the needles find; None when buf holds none."""
+        if len(buf) - pos <= _SMALL:
+            m = tagset.find.search(buf, pos)
+            return None if m is None else (m.start(), m.group())
+        best: tuple[int, str] | None = None
+        for k in needles:
+            found = self._tag_at_needle(buf, k, pos)
+            if found is not None and (best is None or found[0] < best[0]):
+                best = found
+        return best
+
+    # ------------------------------------------------------------------ reasoning and content
+
     def _scan_start(self, buf: str, pos: int) -> int:
         """Leading whitespace, then an optional <think> that opens (or re-states) the reasoning."""
         m = _NOT_SPACE.search(buf, pos)
-        if m is None:
-            return self._hold(pos)  # finish() decides what leading whitespace was
+        if m is None:  # whitespace only so far: keep it aside (not held in the buffer, so never re-scanned)
+            self._lead.add(buf[pos:])
+            return len(buf)
         j = m.start()
+        if j > pos:
+            self._lead.add(buf[pos:j])
         if buf.startswith(THINK_OPEN, j):
+            self._lead = _Pieces()
             self._enter_reasoning(explicit=True)
             return j + len(THINK_OPEN)
         if len(buf) - j < len(THINK_OPEN) and THINK_OPEN.startswith(buf[j:]):
-            return self._hold(pos)
+            return self._hold(j)
         self._leave_start()
-        return pos
+        return j
 
     def _leave_start(self) -> None:
         if self._starts_in_reasoning:
             self._enter_reasoning(explicit=False)
         else:
             self._state = _CONTENT
+        lead = self._lead.text()
+        if lead:
+            self._lead = _Pieces()
+            (self._emit_reasoning if self._state == _REASONING else self._emit_content)(lead)
 
     def _enter_reasoning(self, explicit: bool) -> None:
         self._state = _REASONING
@@ -502,18 +810,22 @@ class StreamParser:
         reasoning = self._state == _REASONING
         emit = self._emit_reasoning if reasoning else self._emit_content
         tagset = _REASONING_TAGSET if reasoning else _CONTENT_TAGSET
-        m = tagset.find.search(buf, pos)
-        if m is None:
+        found = self._next_tag(buf, pos, tagset, _TEXT_NEEDLES)
+        if found is None:
             hold = tagset.held_from(buf, pos)
             end = len(buf) if hold < 0 else hold
             if end > pos:
-                emit(buf[pos:end])
+                emit(buf, pos, end)
             return end if hold < 0 else self._hold(hold)
-        i, end, tag = m.start(), m.end(), m.group()
+        i, tag = found
+        end = i + len(tag)
+        action = tagset.actions.get(tag, _A_TEXT)
+        if action == _A_TEXT:
+            emit(buf, pos, end)
+            return end
         if i > pos:
-            emit(buf[pos:i])
+            emit(buf, pos, i)
         offset = self._base + i
-        action = tagset.actions[tag]
         if action == _A_TURN:
             self._turn_marker(tag, offset)
         elif action == _A_BLOCK_OPEN:
@@ -524,18 +836,34 @@ class StreamParser:
                     "a tool call started before </think>; the reasoning ends there",
                     offset,
                 )
-            self._content.eat_one_newline()
-            self._state = _BLOCK
+            if self._parse_calls:
+                self._content.eat_one_newline()
+                self._state = _BLOCK
+            else:
+                self._state = _CONTENT
+                self._tool_call_not_allowed(offset)
+                self._emit_content(tag)
         elif action == _A_THINK_CLOSE:
             if self._inline:
                 self._emit_content(self._flush_pending_reasoning_newlines() + THINK_CLOSE)
             self._end_reasoning()
             self._state = _CONTENT
+        elif action == _A_STRAY_CLOSE and not self._parse_calls:  # part of tool-call markup kept as content
+            emit(tag)
         else:  # <think> inside reasoning, <think>/</think> in content, a stray </minimax:tool_call>: literal text
             code = P.UNBALANCED_TAG if action == _A_STRAY_CLOSE else P.UNEXPECTED_TAG
             self._report(code, f"{tag} here has no meaning; kept as text", offset)
             emit(tag)
         return end
+
+    def _tool_call_not_allowed(self, offset: int) -> None:
+        if not self._not_allowed_reported:
+            self._not_allowed_reported = True
+            self._report(
+                P.TOOL_CALL_NOT_ALLOWED,
+                "the output holds tool-call markup but tool calls are off; it is kept in content as text",
+                offset,
+            )
 
     def _flush_pending_reasoning_newlines(self) -> str:
         """In inline mode reasoning is content, verbatim: its held newlines belong before </think>."""
@@ -581,6 +909,7 @@ class StreamParser:
                     self._report(P.UNBALANCED_TAG, "</minimax:tool_call> before </invoke>", self._base + i)
                     self._close_call(truncated=False, offset=self._base + i)
                 self._state = _CONTENT
+                self._content.adjacent = False
                 return i + len(TOOL_CALL_CLOSE)
             if in_invoke and buf.startswith(INVOKE_CLOSE, i):
                 self._stray = False
@@ -605,11 +934,31 @@ class StreamParser:
                 return i + len(tag)
             if action == _NEED_MORE:
                 return self._hold(i)
-        # Stray text: up to the next '<' (or marker candidate), returned as content.
-        m2 = _CANDIDATE.search(buf, i + 1)
-        end = m2.start() if m2 else n
+        # Stray text, returned as content: up to the next thing that may be markup (one C-level search, so a
+        # run of '<' that opens nothing costs no Python per '<'), or to a possible partial tag at the end.
+        m2 = _MARKUP_START.search(buf, i + 1)
+        end = m2.start() if m2 else self._stray_end(buf, i + 1, self._state == _INVOKE)
         self._scan_markup_stray(buf[i:end], self._base + i)
         return end
+
+    @staticmethod
+    def _stray_end(buf: str, start: int, in_invoke: bool) -> int:
+        """Where stray text that runs to the end of buf stops: before a possible partial tag or marker."""
+        k = max(start, len(buf) - len(TOOL_CALL_CLOSE))
+        while True:
+            m = _CANDIDATE.search(buf, k)
+            if m is None:
+                return len(buf)
+            k = m.start()
+            rest = buf[k:]
+            if rest[0] == "<":
+                if any(c.startswith(rest) for c in (_INVOKE_MARKUP if in_invoke else _BLOCK_MARKUP)):
+                    return k
+                if rest in (_INVOKE_OPEN, _PARAMETER_OPEN):  # complete opener: the next char decides
+                    return k
+            elif any(marker.startswith(rest) for marker in TURN_MARKERS):
+                return k
+            k += 1
 
     def _scan_markup_stray(self, text: str, offset: int) -> None:
         if not self._stray:
@@ -623,13 +972,13 @@ class StreamParser:
         j = i + len(opener)
         return buf.startswith(opener, i) and j < len(buf) and (buf[j].isspace() or buf[j] in ">/")
 
-    def _could_be_markup(self, buf: str, i: int, in_invoke: bool) -> bool:
-        """A partial tag at the end of the buffer that the next delta may complete."""
+    @staticmethod
+    def _could_be_markup(buf: str, i: int, in_invoke: bool) -> bool:
+        """A partial tag at the end of the buffer that the next delta may complete (looks at 20 chars at most)."""
+        if len(buf) - i >= len(TOOL_CALL_CLOSE):
+            return False
         rest = buf[i:]
-        candidates = [TOOL_CALL_CLOSE, _INVOKE_OPEN]
-        if in_invoke:
-            candidates += [INVOKE_CLOSE, _PARAMETER_OPEN]
-        return any(len(rest) <= len(c) and c.startswith(rest) for c in candidates)
+        return any(c.startswith(rest) for c in (_INVOKE_MARKUP if in_invoke else _BLOCK_MARKUP))
 
     def _open_tag(self, buf: str, i: int, opener: str) -> int | None:
         """<invoke …> or <parameter …> at buf[i]; None if it is not one (caller treats the text otherwise)."""
@@ -640,19 +989,22 @@ class StreamParser:
             return self._hold(i)
         if not (buf[j].isspace() or buf[j] in ">/"):
             return None
-        gt = buf.find(">", max(j, self._tag_scan_from))
-        if gt == -1:
-            if len(buf) - i > MAX_TAG_LENGTH:
-                self._tag_scan_from = 0
-                self._report(
-                    P.MALFORMED_TAG, f"{opener} tag not closed with '>' within {MAX_TAG_LENGTH}", self._base + i
-                )
-                self._emit_content(opener)
-                return j
-            self._tag_scan_from = len(buf)
-            return self._hold(i)
-        self._tag_scan_from = 0
-        offset = self._base + i
+        base = self._base
+        limit = base + i + MAX_TAG_LENGTH  # the '>' must come before this absolute offset
+        g = self._next_hit(buf, _N_GT, base + j)
+        if g < 0 or g >= limit:
+            if g < 0 and base + len(buf) < limit:  # not closed yet: wait for '>' or for the limit
+                held = len(buf) - i
+                self._queue_need = max(limit - base - len(buf), held)  # at least double before looking again
+                return self._hold(i)
+            self._report(
+                P.MALFORMED_TAG, f"{opener} tag not closed with '>' within {MAX_TAG_LENGTH} characters", base + i
+            )
+            self._stray = True  # what follows the opener is text, its whitespace included
+            self._emit_content(opener)
+            return j
+        gt = g - base
+        offset = base + i
         attrs = _parse_attributes(buf[j:gt])
         name = attrs.get("name", "")
         if not name:
@@ -717,7 +1069,7 @@ class StreamParser:
                 keep = keep and not drop
         root = call.spec.parameters if call.spec is not None else {}
         streaming = keep and streams_as_string(schema, root, infer_types=self._infer_types)
-        value = _Value(key, keep, streaming, schema, offset)
+        value = _Value(key, call.index, keep, streaming, schema, offset)
         if keep:
             call.arguments[key] = None  # placeholder keeps the text order of keys
             prefix = "" if len(call.arguments) == 1 else ", "
@@ -727,35 +1079,79 @@ class StreamParser:
 
     # ------------------------------------------------------------------ parameter values
 
-    def _value_text(self, text: str) -> None:
+    def _value_text(self, text: str, start: int = 0, end: int = -1) -> None:
+        """Take ``text[start:end]`` into the open value (slicing once); a string value streams it out, holding
+        a final '\n' that may turn out to be markup (before a tag that cuts the value)."""
+        if end < 0:
+            end = len(text)
+        if start >= end:
+            return
         value = self._value
         assert value is not None
         if not value.streaming:
-            value.parts.append(text)
+            value.parts.add(text[start:end])
             return
+        trailing = text[end - 1] == "\n"
+        if trailing:
+            end -= 1
+        piece = text if start == 0 and end == len(text) else text[start:end]
         if value.pending_newline:
-            text = "\n" + text
-            value.pending_newline = False
-        if text.endswith("\n"):
-            text = text[:-1]
-            value.pending_newline = True
-        if text:
-            value.parts.append(text)
-            self._emit_args(_json_str_body(text))
+            piece = "\n" + piece
+        value.pending_newline = trailing
+        if piece:
+            if value.parts.small or value.parts.big:
+                escaped = _json_str_body(piece)
+            else:  # the first piece (in parse(), often the whole value): keep its JSON for arguments_json
+                value.escaped = quoted = _encode_json_string(piece)
+                escaped = quoted[1:-1]
+            value.parts.add(piece)
+            self._emit_args(escaped)
+
+    def _close_decision(self, buf: str, end: int) -> int:
+        """Whether the </parameter> ending at buf[end] closes the value: only when what follows it, after at
+        most MAX_CLOSE_WHITESPACE whitespace characters, is another tag of the call (or the end of output)."""
+        j = _CLOSE_SPACE.match(buf, end).end()  # type: ignore[union-attr]
+        if j - end > MAX_CLOSE_WHITESPACE:
+            return _CLOSE
+        n = len(buf)
+        if j == n:
+            return _CLOSE if self._at_end else _UNDECIDED
+        for follower in _CLOSE_FOLLOWERS:
+            if buf.startswith(follower, j):
+                return _CLOSE
+        if n - j < _LONGEST_FOLLOWER:
+            rest = buf[j:]
+            if any(follower.startswith(rest) for follower in _CLOSE_FOLLOWERS):  # a follower cut by the end
+                return _CLOSE if self._at_end else _UNDECIDED
+        return _LITERAL_CLOSE
 
     def _scan_value(self, buf: str, pos: int) -> int:
-        m = _VALUE_TAGSET.find.search(buf, pos)
-        if m is None:
+        found = self._next_tag(buf, pos, _VALUE_TAGSET, _VALUE_NEEDLES)
+        if found is None:
             hold = _VALUE_TAGSET.held_from(buf, pos)
             end = len(buf) if hold < 0 else hold
             if end > pos:
-                self._value_text(buf[pos:end])
+                self._value_text(buf, pos, end)
             return end if hold < 0 else self._hold(hold)
-        i, end, tag = m.start(), m.end(), m.group()
+        i, tag = found
+        end = i + len(tag)
+        action = _VALUE_TAGSET.actions.get(tag)
+        if action is None:
+            action = _A_VALUE_CUT if tag.startswith(_PARAMETER_OPEN) else _A_TEXT
+        if action == _A_PARAM_CLOSE:
+            decision = self._close_decision(buf, end)
+            if decision == _UNDECIDED:
+                if i > pos:
+                    self._value_text(buf, pos, i)
+                return self._hold(i)
+            if decision == _LITERAL_CLOSE:
+                action = _A_TEXT
+        if action == _A_TEXT:
+            self._value_text(buf, pos, end)
+            return end
         if i > pos:
-            self._value_text(buf[pos:i])
+            self._value_text(buf, pos, i)
         offset = self._base + i
-        action = _VALUE_TAGSET.actions.get(tag, _A_VALUE_CUT)
         if action == _A_TURN:
             self._turn_marker(tag, offset)
             return end
@@ -768,43 +1164,51 @@ class StreamParser:
         value = self._value
         assert value is not None
         value.pending_newline = False
-        if not value.streaming and value.parts and value.parts[-1].endswith("\n"):
-            value.parts[-1] = value.parts[-1][:-1]
-        self._close_value(truncated=False, offset=offset)
+        self._close_value(truncated=False, offset=offset, cut=True)
         self._state = _INVOKE
         return i
 
     def _call_index(self) -> int | None:
         return self._call.index if self._call is not None else None
 
-    def _close_value(self, truncated: bool, offset: int) -> None:
+    def _close_value(self, truncated: bool, offset: int, cut: bool = False) -> None:
         value, call = self._value, self._call
         assert value is not None and call is not None
         self._value = None
+        self._fast = None
+        one_piece = len(value.parts.small) == 1 and not value.parts.big
         if value.pending_newline:  # a real '\n' before </parameter> (or before the cut-off): part of the value
-            value.parts.append("\n")
+            value.parts.add("\n")
+            if value.escaped is not None:
+                value.escaped = value.escaped[:-1] + '\\n"'
             if value.keep:
                 self._emit_args("\\n")
-        raw = "".join(value.parts)
+        raw = value.parts.text()
+        value.parts = _Pieces()  # the pieces are not needed once joined (halves the peak for long values)
+        if cut and not value.streaming and raw.endswith("\n"):  # the '\n' before the next tag is markup
+            raw = raw[:-1]
         if truncated:
             self._report(P.TRUNCATED_VALUE, f"output ended inside the value of {value.key!r}", offset, call.index)
         if not value.keep:
             return
         if value.streaming:
             call.arguments[value.key] = raw
+            if one_piece and value.escaped is not None:
+                call.encoded[value.key] = value.escaped
             self._emit_args('"')
             return
         root = call.spec.parameters if call.spec is not None else {}
-        conversion = convert_value(raw.strip(), value.schema, root, infer_types=self._infer_types)
+        conversion = convert_value(raw, value.schema, root, infer_types=self._infer_types)
         result = conversion.value
         if conversion.error is not None:
             self._report(P.COERCION_FAILED, f"{value.key!r}: {conversion.error}", value.offset, call.index)
         try:
             encoded = json.dumps(result, ensure_ascii=False)
-        except (TypeError, ValueError):  # defensive: a converter must return JSON data
+        except (TypeError, ValueError, RecursionError):  # defensive: a converter must return JSON data
             result = raw.strip()
             encoded = json.dumps(result, ensure_ascii=False)
         call.arguments[value.key] = result
+        call.encoded[value.key] = encoded
         self._emit_args(encoded)
 
     def _close_call(self, truncated: bool, offset: int) -> None:
@@ -818,7 +1222,18 @@ class StreamParser:
             return
         self._emit_args("}")
         self._call = None
-        arguments_json = "".join(call.fragments)
+        # The fragments sent concatenate to exactly json.dumps(arguments); they are not kept (for a value
+        # streamed in many small deltas that would double the memory), but a value encoded whole is reused.
+        arguments_json = (
+            "{"
+            + ", ".join(
+                json.dumps(key, ensure_ascii=False)
+                + ": "
+                + (call.encoded.get(key) or json.dumps(value, ensure_ascii=False))
+                for key, value in call.arguments.items()
+            )
+            + "}"
+        )
         if self._validate and call.spec is not None and not truncated:
             for message in validate_arguments(call.spec, call.arguments):
                 self._report(P.SCHEMA_VIOLATION, f"{call.name}: {message}", offset, call.index)
@@ -839,9 +1254,6 @@ class StreamParser:
         if state == _START:  # leading whitespace, perhaps with a partial <think>
             self._leave_start()
             state = self._state
-            if not held.strip():
-                (self._emit_reasoning if state == _REASONING else self._emit_content)(held)
-                held = ""
         if state in (_REASONING, _CONTENT):
             if len(held) > 1:  # a lone '<', '[' or ']' ending prose or code is not worth a report
                 self._report(P.TRUNCATED_TAG, f"output ended inside what may be a tag: {held!r}", offset)
@@ -876,6 +1288,8 @@ def parse(
     **options: Any,
 ) -> ParsedMessage:
     """Parse a whole output: the same machine as streaming, fed once and finished."""
+    if not isinstance(text, str):
+        raise _not_text("parse()", text)
     parser = StreamParser(tools, **options)
     parser.feed(text)
     parser.finish()

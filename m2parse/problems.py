@@ -20,6 +20,8 @@ MALFORMED_TAG = "malformed_tag"  # e.g. <invoke> with no name
 STRAY_TEXT = "stray_text"  # text inside a tool-call block that is not markup; returned as content
 UNEXPECTED_TAG = "unexpected_tag"  # a known tag where it means nothing (kept as text)
 TURN_MARKER = "turn_marker"  # ]~b] / [e~[ / ]~!b[ in the output: the turn ends there
+TOOL_CALL_NOT_ALLOWED = "tool_call_not_allowed"  # tool-call markup while tool calls are off; kept as content
+INVALID_UNICODE = "invalid_unicode"  # lone surrogates in a backend's output (server): replaced with U+FFFD
 
 ALL_CODES = frozenset(
     {
@@ -38,6 +40,8 @@ ALL_CODES = frozenset(
         STRAY_TEXT,
         UNEXPECTED_TAG,
         TURN_MARKER,
+        INVALID_UNICODE,
+        TOOL_CALL_NOT_ALLOWED,
     }
 )
 

@@ -83,11 +83,18 @@ names = st.text(_NAME_ALPHABET, min_size=1, max_size=12)
 _SCALARS = ("string", "integer", "number", "boolean")
 _KINDS = (*_SCALARS, "string_enum", "integer_enum", "nullable", "object", "array")
 _TEXT = plain_text(max_size=20)
-# A string in a string|null union is .strip()ed and "null" means None: such strings are kept unambiguous.
-_UNION_TEXT = _TEXT.map(str.strip).filter(lambda s: s not in ("", "null"))
+# A string in a string|null union is read verbatim; only a value that strips to "null" means None.
+_UNION_TEXT = _TEXT.filter(lambda s: s.strip() != "null")
 _INTEGERS = st.integers(-(2**63), 2**63)
 _NUMBERS = st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False))
 _SMALL_INTS = st.integers(-1000, 1000)
+#: Code-like strings that contain a literal ``</parameter>`` followed by text (not by a tag of the call), which
+#: the issue-9 rule keeps inside the value.
+_LITERAL_CLOSE_TEXT = st.lists(
+    st.tuples(plain_text(max_size=8), st.sampled_from(["x", " = 1", "\n  y", ";", "}", ' "</p>'])),
+    min_size=1,
+    max_size=3,
+).map(lambda parts: "".join(a + "</parameter>" + b for a, b in parts))
 _COUNT = st.integers(0, 4)
 _PLAIN = plain_text()
 _PLAIN_SHORT = plain_text(max_size=10)
@@ -126,7 +133,9 @@ def draw_value(draw: st.DrawFn, schema: Mapping[str, Any], *, in_union: bool = F
     if isinstance(kind, list):
         return None if draw(st.booleans()) else draw_value(draw, {**schema, "type": kind[0]}, in_union=True)
     if kind == "string":
-        return draw(_UNION_TEXT if in_union else _TEXT)
+        if in_union:
+            return draw(_UNION_TEXT)
+        return draw(st.one_of(_TEXT, _TEXT, _TEXT, _LITERAL_CLOSE_TEXT))
     if kind == "integer":
         return draw(_INTEGERS)
     if kind == "number":
@@ -322,14 +331,76 @@ def mutated_turns(draw: st.DrawFn) -> str:
     return text
 
 
+# ------------------------------------------------------------------------------- issue-9 adversarial classes
+
+MAX_TAG_LENGTH = 4096  # the documented limit of an open tag, '<' to '>' inclusive
+CLOSE_FOLLOWERS = ("<parameter", "</invoke>", "<invoke", "</minimax:tool_call>", *TURN_MARKERS)
+_BLOCK_HEAD = '\n</think>\n\n<minimax:tool_call>\n<invoke name="x">\n'
+
+
+@st.composite
+def long_tags(draw: st.DrawFn) -> str:
+    """An <invoke> or <parameter> open tag padded to around the length limit (accepted or not), in a block."""
+    kind = draw(st.sampled_from(["invoke", "parameter"]))
+    head = '<invoke name="x"' if kind == "invoke" else '<parameter name="k"'
+    length = draw(st.integers(MAX_TAG_LENGTH - 2, MAX_TAG_LENGTH + 2))  # the tag's length with its '>'
+    pad = draw(st.sampled_from([" ", "\n", " a=1"]))
+    body = (pad * length)[: length - len(head) - 1]
+    tag = head + body + draw(st.sampled_from([">", ""]))
+    prefix = "\n</think>\n\n<minimax:tool_call>\n" + ('<invoke name="x">\n' if kind == "parameter" else "")
+    return prefix + tag + draw(st.sampled_from(["v</parameter>\n</invoke>\n</minimax:tool_call>", " tail", ""]))
+
+
+@st.composite
+def literal_closes(draw: st.DrawFn) -> str:
+    """A value with ``</parameter>`` followed by whitespace (around the 64 bound) and then text, a follower,
+    or the end of the output: the cases the rule tells apart."""
+    parts = [_BLOCK_HEAD, '<parameter name="k">', draw(_PLAIN_SHORT)]
+    for _ in range(draw(st.integers(1, 3))):
+        space = draw(st.sampled_from([0, 1, 2, 63, 64, 65, 66]))
+        parts += ["</parameter>", draw(st.sampled_from([" ", "\n", "\t"])) * space]
+        parts.append(draw(st.sampled_from([*CLOSE_FOLLOWERS, "text", "x<", "<p>", "</para", "<param", ""])))
+    parts.append(draw(st.sampled_from(["</parameter>\n</invoke>\n</minimax:tool_call>", "</invoke>", ""])))
+    return "".join(parts)
+
+
+@st.composite
+def back_to_back_blocks(draw: st.DrawFn) -> str:
+    """Tool-call blocks run together or apart, with newlines before, between and after them."""
+    parts = ["r\n</think>\n\n", draw(_PLAIN_SHORT)]
+    for _ in range(draw(st.integers(1, 3))):
+        parts += [draw(st.sampled_from(["", "\n", "\n\n", "x\n"])), "<minimax:tool_call>"]
+        parts += [draw(st.sampled_from(["", '\n<invoke name="f">\n<parameter name="k">v</parameter>\n</invoke>\n']))]
+        parts.append("</minimax:tool_call>")
+    parts.append(draw(st.sampled_from(["", "b", "\nb", "\n"])))
+    return "".join(parts)
+
+
+@st.composite
+def dense_markup(draw: st.DrawFn) -> str:
+    """What once made the parser quadratic, at small sizes: runs of '<', open tags without '>', leading
+    whitespace, marker near misses, literal tags in the wrong state."""
+    unit = draw(st.sampled_from(["a<", "<invoke ", "<parameter ", "<parameter  na", "]~x[e~", "</think>", " ", "\n"]))
+    where = draw(
+        st.sampled_from(["", "r</think>", "<minimax:tool_call>", _BLOCK_HEAD, _BLOCK_HEAD + '<parameter name="k">'])
+    )
+    return where + unit * draw(st.integers(1, 60))
+
+
+def adversarial_outputs() -> st.SearchStrategy[str]:
+    """The issue-9 input classes: long tags, literal </parameter>, back-to-back blocks, dense markup."""
+    return st.one_of(long_tags(), literal_closes(), back_to_back_blocks(), dense_markup())
+
+
 def any_outputs() -> st.SearchStrategy[str]:
-    """Everything: arbitrary text, hostile text, well-formed and mutated outputs."""
+    """Everything: arbitrary text, hostile text, well-formed and mutated outputs, the adversarial classes."""
     return st.one_of(
         st.text(),
         hostile_texts(),
         structured_hostile(),
         generated_turns().map(lambda t: t.text),
         mutated_turns(),
+        adversarial_outputs(),
     )
 
 

@@ -127,8 +127,10 @@ def test_non_string_value_waits_for_close_tag() -> None:
     parser = StreamParser(TOOLS)
     events = parser.feed('x</think><minimax:tool_call><invoke name="f"><parameter name="n">12')
     assert "".join(e.fragment for e in events if isinstance(e, ToolCallArgumentsDelta)) == '{"n": '
-    events = parser.feed("3</parameter>")
-    assert "".join(e.fragment for e in events if isinstance(e, ToolCallArgumentsDelta)) == "123"
+    # A </parameter> closes only once what follows it is known to be a tag of the call (issue 9's rule).
+    assert not [e for e in parser.feed("3</parameter>\n") if isinstance(e, ToolCallArgumentsDelta)]
+    events = parser.feed("</invoke>")
+    assert "".join(e.fragment for e in events if isinstance(e, ToolCallArgumentsDelta)) == "123}"
 
 
 def test_content_is_emitted_as_soon_as_it_cannot_be_a_tag() -> None:
