@@ -12,14 +12,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from jsonschema import exceptions as _js_exceptions
-from jsonschema import validators as _js_validators
-
 from m2parse.pyliteral import MAX_DEPTH, LiteralError, max_nesting, read_literal
+from m2parse.schema_guard import GuardedSchema, guard_schema_memo, metaschema_error
 
 __all__ = [
     "Conversion",
@@ -43,6 +40,8 @@ _MAX_SCHEMA_DEPTH = 32  # nesting of anyOf/oneOf/allOf followed when working out
 _MAX_SCHEMA_NODES = 512  # total subschemas visited per question, so shared $refs cannot fan out exponentially
 _PREVIEW = 60
 _MAX_INT_DIGITS = 4300  # CPython's default int/str conversion limit
+_NUMBER_PARTS = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
+_MAX_EXPONENT_DIGITS = 5  # an integer written with a longer exponent is refused, not computed
 
 
 class ToolsError(ValueError):
@@ -56,7 +55,8 @@ class ToolSpec:
     name: str
     parameters: Mapping[str, Any]
     function: Mapping[str, Any]
-    # Per-spec memo of the compiled jsonschema validator (or the schema's error), filled on first use.
+    # Per-spec memo of the guarded schema (or why it was refused), filled on first use: the limits, reference
+    # and pattern checks run once per spec, not once per call.
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
@@ -107,22 +107,16 @@ def normalize_tools(tools: Any) -> dict[str, ToolSpec]:
 def tool_schema_error(spec: ToolSpec) -> str | None:
     """Why ``spec.parameters`` cannot be an arguments schema, or None; the server answers 400 with it.
 
-    This checks the schema against its metaschema, which costs milliseconds: it is done here, once per request
-    that asks, and not when a parser validates arguments (there a broken schema shows up as a problem anyway).
+    Refused: a schema over m2parse's limits or with a reference outside itself (see schema_guard), then one that
+    fails its metaschema. The metaschema check costs milliseconds, so it is done here, once per request that
+    asks, and not when a parser validates arguments (there a broken schema shows up as a problem anyway).
     """
-    compiled = _compiled(spec)
-    if isinstance(compiled, str):
-        return compiled
-    try:
-        type(compiled).check_schema(spec.parameters)
-    except _js_exceptions.SchemaError as exc:
-        where = "/".join(str(part) for part in exc.absolute_path)
-        at = f" at {where}" if where else ""
-        return f"tool {spec.name!r}: invalid parameters schema{at}: {exc.message}"
-    except RecursionError:
-        return f"tool {spec.name!r}: invalid parameters schema: nested too deeply"
-    except Exception as exc:  # e.g. a pattern that is not a regex
-        return f"tool {spec.name!r}: invalid parameters schema: {exc}"
+    guarded = _guarded(spec)
+    if isinstance(guarded, str):
+        return f"tool {spec.name!r}: {guarded}"
+    error = metaschema_error(spec.parameters)
+    if error is not None:
+        return f"tool {spec.name!r}: invalid parameters schema: {error}"
     kind = spec.parameters.get("type")
     if kind is not None and kind != "object":
         return f"tool {spec.name!r}: parameters.type must be 'object', not {kind!r}"
@@ -130,36 +124,27 @@ def tool_schema_error(spec: ToolSpec) -> str | None:
 
 
 def validate_arguments(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
-    """jsonschema messages (``path: message``) for the typed arguments; a broken schema is one message."""
-    compiled = _compiled(spec)
-    if isinstance(compiled, str):
-        return [compiled]
-    try:
-        return [f"{error.json_path}: {error.message}" for error in compiled.iter_errors(dict(arguments))]
-    except RecursionError:
-        return [f"tool {spec.name!r}: arguments nested too deeply to validate"]
-    except Exception as exc:  # unresolvable $ref, bad regex in a pattern, ... : the schema's fault, not ours
-        return [f"tool {spec.name!r}: schema could not be applied: {exc}"]
+    """jsonschema messages (``path: message``) for the typed arguments, within a work budget linear in their
+    size; a refused or broken schema is one message."""
+    guarded = _guarded(spec)
+    if isinstance(guarded, str):
+        return [f"tool {spec.name!r}: schema could not be applied: {guarded}"]
+    return [
+        message if message.startswith("$") else f"tool {spec.name!r}: {message}"
+        for message in guarded.errors(dict(arguments))
+    ]
 
 
-def _compiled(spec: ToolSpec) -> Any:
-    """The validator for ``spec`` (not checked against the metaschema: see tool_schema_error), or an error
-    message; memoised on the spec."""
+def _guarded(spec: ToolSpec) -> GuardedSchema | str:
+    """The guarded schema of ``spec`` (not checked against the metaschema: see tool_schema_error), or why it
+    was refused; memoised on the spec."""
     try:
-        return spec._cache["validator"]
+        return spec._cache["validator"]  # type: ignore[no-any-return]
     except KeyError:
         pass
-    compiled: Any
-    try:
-        # A default stops jsonschema warning about unknown $schema URIs: those fall back to the latest draft.
-        cls = _js_validators.validator_for(spec.parameters, default=_js_validators.Draft202012Validator)
-        compiled = cls(spec.parameters)
-    except RecursionError:
-        compiled = f"tool {spec.name!r}: invalid parameters schema: nested too deeply"
-    except Exception as exc:  # e.g. an unhashable $schema value
-        compiled = f"tool {spec.name!r}: invalid parameters schema: {exc}"
-    spec._cache["validator"] = compiled
-    return compiled
+    guarded = guard_schema_memo(spec.parameters)
+    spec._cache["validator"] = guarded
+    return guarded
 
 
 def parameter_schema(spec: ToolSpec, name: str) -> tuple[bool, Mapping[str, Any] | None]:
@@ -174,12 +159,12 @@ def parameter_schema(spec: ToolSpec, name: str) -> tuple[bool, Mapping[str, Any]
         return True, _resolve(properties[name], root)
     patterns = params.get("patternProperties")
     if isinstance(patterns, Mapping):
+        guarded = _guarded(spec)
         for pattern, sub in patterns.items():
-            try:
-                if isinstance(pattern, str) and re.search(pattern, name):
-                    return True, _resolve(sub, root)
-            except re.error:
-                continue
+            # The schema's own linear-time engine: a parameter name is model output. A refused schema, or a
+            # pattern that cannot be checked safely, matches nothing.
+            if isinstance(pattern, str) and not isinstance(guarded, str) and guarded.search(pattern, name):
+                return True, _resolve(sub, root)
     extra = params.get("additionalProperties")
     if extra is False:
         return False, None
@@ -336,10 +321,13 @@ def _convert(raw: str, schema: Any, root: Any, infer_types: bool) -> Conversion:
         allowed = _ALL_TYPES
     if allowed == _STRING_ONLY:
         return Conversion(raw)
-    text = raw.strip()
+    stripped = raw.strip()
     string_ok = "string" in allowed
-    # With string allowed only exact JSON spellings convert: "True" or "None" may well be meant as text.
-    if "null" in allowed and (text == "null" or (not string_ok and text.lower() in ("null", "none"))):
+    # A union that names string is read verbatim (the template writes strings raw): only exact JSON spellings
+    # convert ("True" or "None" may well be meant as text), and only the null check looks at a stripped copy.
+    # Untyped values (no schema with infer_types, or no type constraint) are read from the stripped text.
+    text = raw if string_ok and allowed != _ALL_TYPES else stripped
+    if "null" in allowed and (stripped == "null" or (not string_ok and text.lower() in ("null", "none"))):
         return Conversion(None)
     if "boolean" in allowed:
         word = text if string_ok else text.lower()
@@ -360,6 +348,7 @@ def _convert(raw: str, schema: Any, root: Any, infer_types: bool) -> Conversion:
     if string_ok:
         return Conversion(raw)
     expected = [t for t in _TYPE_ORDER if t in allowed and not (t == "integer" and "number" in allowed)]
+    text = stripped
     preview = text if len(text) <= _PREVIEW else text[:_PREVIEW] + "..."
     message = f"cannot read {preview!r} as {' or '.join(expected)}"
     return Conversion(text, f"{message} ({reason})" if reason else message)
@@ -372,16 +361,36 @@ def _read_number(text: str, *, integer_only: bool) -> tuple[bool, int | float | 
     if "." not in text and "e" not in text and "E" not in text:
         if len(text.lstrip("-")) > _MAX_INT_DIGITS:  # int() of huge digit strings is slow or refused
             return False, None, "too many digits"
-        return True, int(text), ""
+        try:
+            return True, int(text), ""
+        except ValueError:  # the interpreter's int/str digit limit was set lower than the default
+            return False, None, "too many digits"
     value = float(text)
     if not math.isfinite(value):
         return False, None, "out of range"
     if not integer_only:
         return True, value, ""
-    exact = Decimal(text)  # finite and below ~1.8e308 here, so the integral value is at most 309 digits
-    if exact != exact.to_integral_value():
+    return _exact_integer(text)
+
+
+def _exact_integer(text: str) -> tuple[bool, int | None, str]:
+    """A finite JSON number read as an exact integer (``1.0``, ``1e5``), by digits: no Decimal context to
+    overflow. The exponent is bounded (``_MAX_EXPONENT_DIGITS``), so ``0e99999999999999999999`` is refused."""
+    m = _NUMBER_PARTS.fullmatch(text)
+    if m is None:
+        return False, None, ""
+    whole, fraction, exponent = m.group(1), m.group(2) or "", m.group(3) or "0"
+    if len(exponent.lstrip("+-")) > _MAX_EXPONENT_DIGITS:
+        return False, None, "exponent out of range"
+    digits = (whole + fraction).lstrip("0")
+    if not digits:
+        return True, 0, ""
+    trimmed = digits.rstrip("0")
+    shift = int(exponent) - len(fraction) + len(digits) - len(trimmed)
+    if shift < 0:
         return False, None, "not an integer"
-    return True, int(exact), ""
+    value = int(trimmed) * 10**shift  # the float was finite, so this has at most 309 digits
+    return True, -value if text.startswith("-") else value, ""
 
 
 def _read_container(text: str, *, lenient: bool) -> tuple[Any, str]:

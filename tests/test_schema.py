@@ -495,6 +495,31 @@ def test_validate_arguments_caches_validator() -> None:
     assert spec._cache["validator"] is first
 
 
+def test_remote_references_are_refused_by_name() -> None:
+    """Details and the no-fetch proof: tests/adversarial/test_schema_fetch.py."""
+    spec = spec_of({"type": "object", "properties": {"x": {"$ref": "https://example.invalid/s.json"}}})
+    reason = "$ref 'https://example.invalid/s.json' is not inside the tool's schema (m2parse fetches nothing)"
+    assert tool_schema_error(spec) == f"tool 'f': {reason}"
+    assert validate_arguments(spec, {"x": 1}) == [f"tool 'f': schema could not be applied: {reason}"]
+    assert parameter_schema(spec, "x") == (True, None)
+
+
+def test_validation_messages_stay_json_paths_with_the_guard() -> None:
+    params = {
+        "type": "object",
+        "properties": {"s": {"type": "string", "pattern": "^[a-z]+$"}, "u": {"type": "array", "uniqueItems": True}},
+        "patternProperties": {"^n_": {"type": "integer"}},
+        "additionalProperties": False,
+    }
+    errors = validate_arguments(spec_of(params), {"s": "A", "u": [1, 1.0], "n_1": "x", "zz": 0})
+    assert sorted(errors) == [
+        "$.n_1: 'x' is not of type 'integer'",
+        "$.s: 'A' does not match '^[a-z]+$'",
+        "$.u: [1, 1.0] has non-unique elements",
+        "$: 'zz' does not match any of the regexes: '^n_'",
+    ]
+
+
 # --------------------------------------------------------------------------------------------- pyliteral
 
 
