@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,10 @@ __all__ = ["load_chat_template", "render_chat_template"]
 #: What a MiniMax-M2 tokenizer passes as template variables (``special_tokens_map``); kwargs override them.
 SPECIAL_TOKENS = {"bos_token": BOS, "eos_token": TURN_END, "unk_token": "]!d~["}
 _MIN_JINJA = (3, 1, 6)
+#: Bounds on what one template operation may build (jinja's sandbox already caps ``range`` at 100,000 items):
+#: ``seq * n`` at this many items or characters, ``a ** b`` at this many bits of integer result.
+MAX_REPEAT = 10_000_000
+MAX_POWER_BITS = 100_000
 
 
 def load_chat_template(template: str | os.PathLike[str]) -> str:
@@ -62,8 +67,22 @@ def render_chat_template(
         return compiled.render(
             messages=messages, tools=tools, documents=None, add_generation_prompt=add_generation_prompt, **variables
         )
-    except (jinja2.TemplateError, TypeError) as exc:
-        raise RenderError(f"the chat template raised {type(exc).__name__}: {exc}") from exc
+    except RecursionError:
+        raise RenderError(f"the chat template recursed too deep{_template_line()}") from None
+    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
+        # The template is the operator's code: any failure in it is a RenderError, with the line that raised.
+        raise RenderError(f"the chat template raised {type(exc).__name__}: {exc}{_template_line(exc)}") from exc
+
+
+def _template_line(exc: BaseException | None = None) -> str:
+    """`` (template line N)`` from the innermost template frame of the traceback, when jinja left one."""
+    tb = exc.__traceback__ if exc is not None else sys.exc_info()[2]
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" (template line {line})" if line is not None else ""
 
 
 @lru_cache(maxsize=16)
@@ -114,12 +133,33 @@ def _compile(source: str) -> Any:
     def strftime_now(format: str) -> str:
         return datetime.now().strftime(format)
 
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, jinja2.ext.loopcontrols]
-    )
+    class BoundedEnvironment(ImmutableSandboxedEnvironment):
+        """transformers' sandbox, plus size checks on the two operators that build huge values from a few bytes.
+
+        Intercepting them also stops jinja from folding ``10**10**10`` at compile time.
+        """
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            _check_binop(operator, left, right)
+            return super().call_binop(context, operator, left, right)
+
+    env = BoundedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
     env.globals.update(raise_exception=raise_exception, strftime_now=strftime_now, namespace=TemplateNamespace)
     try:
         return env.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"the chat template does not compile: {exc} (line {exc.lineno})") from exc
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    import jinja2
+
+    if operator == "*":
+        for seq, n in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_REPEAT:
+                raise jinja2.exceptions.SecurityError(f"'*' would build more than {MAX_REPEAT:,} items or characters")
+    elif isinstance(left, int) and isinstance(right, int) and (abs(left).bit_length() - 1) * right > MAX_POWER_BITS:
+        raise jinja2.exceptions.SecurityError(f"'**' would build an integer of more than {MAX_POWER_BITS:,} bits")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,14 +99,14 @@ def read_prompt(text: str) -> ReadPrompt:
     last_user = max((i for i, (kind, _) in enumerate(turns) if kind == "user"), default=-1)
     messages: list[dict[str, Any]] = [system] if system else []
     new_id = sequential_ids()
-    call_ids: list[str] = []
+    call_ids: deque[str] = deque()
     for i, (kind, text_) in enumerate(turns):
         if kind == "user":
             messages.append({"role": "user", "content": text_})
         elif kind == "ai":
             message = _read_assistant(text_, i > last_user, parser_tools)
             if message.get("tool_calls"):
-                call_ids = []
+                call_ids = deque()
                 for call in message["tool_calls"]:
                     call["id"] = new_id()
                     call_ids.append(call["id"])
@@ -116,7 +117,7 @@ def read_prompt(text: str) -> ReadPrompt:
             for result in _read_results(text_):
                 message = {"role": "tool", "content": result}
                 if call_ids and isinstance(result, str):
-                    message = {"role": "tool", "tool_call_id": call_ids.pop(0), "content": result}
+                    message = {"role": "tool", "tool_call_id": call_ids.popleft(), "content": result}
                 messages.append(message)
     if not messages:  # no turns and the default system text: render_prompt refuses an empty list
         messages.append({"role": "system", "content": ""})
@@ -129,39 +130,94 @@ def read_prompt(text: str) -> ReadPrompt:
 def _segments(body: str) -> list[tuple[str, str]]:
     """Split ``system\\n…[e~[\\n]~b]user\\n…[e~[\\n…`` into (kind, text) turns that render back exactly.
 
-    A turn ends at a ``[e~[\\n]~b]ROLE`` boundary, but content may contain one too. The search takes the earliest
-    boundary that keeps the rest renderable: a tool turn needs the assistant turn before it to hold tool calls
-    and must be ``<response>`` blocks. On a rendered prompt the true split qualifies, so the search finds it or
-    another exact one; on any text it succeeds, because the system turn can hold everything as its text.
+    A turn ends at a ``[e~[\\n]~b]ROLE`` boundary, but content may contain one too. The split takes, turn by turn,
+    the earliest boundary that keeps the rest renderable: a tool turn needs the assistant turn before it to hold
+    tool calls and must be ``<response>`` blocks. On a rendered prompt the true split qualifies, so this finds it
+    or another exact one; on any text it succeeds, because a non-tool turn can always run to the end.
+
+    Linear time: whether a tool turn starting at a boundary can reach the end is computed once per boundary, from
+    the last boundary back (a non-tool turn always can), so the forward walk never backtracks. An assistant turn
+    tries at most ``MAX_CALL_TRIES`` tool-turn boundaries (each costs a scan of the turn); past that it runs to the
+    next non-tool boundary, which is always exact.
     """
     final = len(body) - len(END)
-    ends = sorted({i for i in _find_all(body, _BOUNDARY) if _header(body, i + len(_BOUNDARY))} | {final})
-    # Iterative depth-first search; a frame is [kind, text start, may a tool turn follow, next candidate index].
-    frames: list[list[Any]] = [["system", len("system\n"), False, bisect_left(ends, len("system\n"))]]
-    dead: set[tuple[int, bool]] = set()
+    ends: list[int] = []  # every boundary followed by a role header, then the end (after every boundary)
+    kinds: list[str] = []  # the role after each boundary ("" for the end)
+    starts: list[int] = []  # where that role's text starts
+    for end in _find_all(body, _BOUNDARY):
+        header = _header(body, end + len(_BOUNDARY))
+        if header is not None:
+            ends.append(end)
+            kinds.append(header[0])
+            starts.append(end + len(_BOUNDARY) + header[1])
+    ends.append(final)
+    kinds.append("")
+    starts.append(len(body))
+    count = len(ends)
+
+    # From the last boundary back: can the turn after boundary k be followed to the end (reaches[k]), and the
+    # earliest boundary >= k that can end a non-empty tool turn (next_close[k]). A tool turn is reachable from
+    # boundary k only through boundaries after it, so one backward pass settles every boundary.
+    reaches = [True] * count
+    next_close = [count] * (count + 1)
+
+    def tool_end(start: int) -> int | None:
+        """The earliest boundary that ends a tool turn starting at ``start`` and keeps the rest renderable."""
+        k = bisect_left(ends, start)
+        if k < count and ends[k] == start and reaches[k]:
+            return k  # an empty tool turn
+        if body.startswith(RESPONSE_OPEN, start):
+            k = next_close[bisect_left(ends, start + len(RESPONSE_OPEN) + len(RESPONSE_CLOSE))]
+            return k if k < count else None
+        return None
+
+    for k in range(count - 1, -1, -1):
+        if kinds[k] == "tool":
+            reaches[k] = tool_end(starts[k]) is not None
+        closes = reaches[k] and body.endswith(RESPONSE_CLOSE, 0, ends[k])
+        next_close[k] = k if closes else next_close[k + 1]
+    next_plain = [count] * (count + 1)  # earliest boundary >= k followed by a non-tool turn, or the end
+    next_tool = [count] * (count + 1)  # earliest boundary >= k followed by a reachable tool turn
+    for k in range(count - 1, -1, -1):
+        next_plain[k] = k if kinds[k] != "tool" else next_plain[k + 1]
+        next_tool[k] = k if kinds[k] == "tool" and reaches[k] else next_tool[k + 1]
+
+    segments: list[tuple[str, str]] = []
+    kind, start, calls_open = "system", len("system\n"), False
     while True:
-        frame = frames[-1]
-        kind, start, calls_open, k = frame
-        while k < len(ends):
-            end = ends[k]
-            k += 1
-            text = body[start:end]
-            if kind == "tool" and not _is_results(text):
-                continue
-            now_open = (_find_calls(text) is not None) if kind == "ai" else calls_open and kind != "system"
-            if end == final:
-                frame[3] = k
-                return [(f[0], body[f[1] : ends[f[3] - 1]]) for f in frames]
-            next_kind, length = _header(body, end + len(_BOUNDARY)) or ("", 0)
-            next_start = end + len(_BOUNDARY) + length
-            if (next_kind == "tool" and not now_open) or (next_start, now_open) in dead:
-                continue
-            frame[3] = k
-            frames.append([next_kind, next_start, now_open, bisect_left(ends, next_start)])
-            break
+        first = bisect_left(ends, start)
+        if kind == "tool":
+            k = tool_end(start)
+            assert k is not None  # only reachable tool turns are entered
+        elif kind == "ai":
+            k, calls_open = _assistant_end(body, ends, start, first, next_plain, next_tool)
         else:
-            dead.add((start, calls_open))
-            frames.pop()
+            k = min(next_plain[first], next_tool[first]) if calls_open else next_plain[first]
+            calls_open = calls_open and kind != "system"
+        segments.append((kind, body[start : ends[k]]))
+        if ends[k] == final:
+            return segments
+        kind, start = kinds[k], starts[k]
+
+
+#: Tool-turn boundaries an assistant turn tries before it runs to the next non-tool boundary (see _segments).
+MAX_CALL_TRIES = 8
+
+
+def _assistant_end(
+    body: str, ends: list[int], start: int, first: int, next_plain: list[int], next_tool: list[int]
+) -> tuple[int, bool]:
+    """(boundary index, whether the turn holds tool calls) for an assistant turn starting at ``start``."""
+    plain = next_plain[first]
+    k = next_tool[first]
+    tries = 0
+    while k < plain and tries < MAX_CALL_TRIES:
+        if body.endswith(TOOL_CALL_CLOSE, start, ends[k]):
+            tries += 1
+            if _find_calls(body[start : ends[k]]) is not None:
+                return k, True
+        k = next_tool[k + 1]
+    return plain, _find_calls(body[start : ends[plain]]) is not None
 
 
 def _header(body: str, at: int) -> tuple[str, int] | None:
@@ -238,7 +294,7 @@ def _read_tools(block: str) -> list[dict[str, Any]] | None:
         raw = line[len("<tool>") : -len("</tool>")]
         try:
             function = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit: it stays text
             return None
         if json.dumps(function, ensure_ascii=False) != raw:
             return None
@@ -326,64 +382,112 @@ def _split(text: str, keeps_reasoning: bool) -> tuple[str | None, str, list[RawC
 
 
 def _find_calls(text: str) -> tuple[int, list[RawCall]] | None:
-    """Where the trailing tool-call block starts and its calls, if ``text`` ends with one."""
+    """Where the trailing tool-call block starts and its calls, if ``text`` ends with one.
+
+    Each ``\\n<minimax:tool_call>\\n`` is a candidate start, tried in order with the natural reading, then with
+    the single-call one. Linear time: tags are found through sorted occurrence lists, nothing is sliced until a
+    reading succeeds, and the natural readings share a budget proportional to the text (a rendered turn never
+    comes near it; past it, the text is not read as calls, which is always exact).
+    """
     if not text.endswith(TOOL_CALL_CLOSE):
         return None
     stop = len(text) - len(TOOL_CALL_CLOSE)
     starts = [at for at in _find_all(text, CALLS_OPEN) if at + len(CALLS_OPEN) <= stop]
-    for split in (_natural_invokes, _single_invoke):
-        for at in starts:
-            calls = split(text[at + len(CALLS_OPEN) : stop])
-            if calls is not None:
-                return at, calls
+    if not starts:
+        return None
+    scan = _CallScan(text, stop)
+    for at in starts:
+        calls = scan.natural(at + len(CALLS_OPEN))
+        if calls is not None:
+            return at, calls
+    for at in starts:
+        calls = scan.single(at + len(CALLS_OPEN))
+        if calls is not None:
+            return at, calls
     return None
 
 
-def _natural_invokes(block: str) -> list[RawCall] | None:
-    """The usual reading: a name ends at the first ``">``, a value at a ``</parameter>`` that a tag follows."""
-    calls: list[RawCall] = []
-    at = 0
-    while at < len(block):
-        if not block.startswith(_INVOKE, at):
-            return None
-        close = block.find(_NAME_END + "\n", at + len(_INVOKE))
-        if close == -1:
-            return None
-        name, at = block[at + len(_INVOKE) : close], close + len(_NAME_END) + 1
-        params: list[tuple[str, str]] = []
-        while not block.startswith(_INVOKE_END, at):
-            if not block.startswith(_PARAM, at):
-                return None
-            close = block.find(_NAME_END, at + len(_PARAM))
-            if close == -1:
-                return None
-            key, at = block[at + len(_PARAM) : close], close + len(_NAME_END)
-            end = block.find(_PARAM_END, at)
-            while end != -1 and not block.startswith((_PARAM, _INVOKE_END), end + len(_PARAM_END)):
-                end = block.find(_PARAM_END, end + 1)
-            if end == -1 or any(k == key for k, _ in params):
-                return None
-            params.append((key, block[at:end]))
-            at = end + len(_PARAM_END)
-        at += len(_INVOKE_END)
-        calls.append((name, params))
-    return calls or None
+class _CallScan:
+    """The tag positions of one tool-call block ``text[:stop]``, for readings that cost O(log n) per tag."""
 
+    def __init__(self, text: str, stop: int) -> None:
+        self.text, self.stop = text, stop
+        self.budget = len(text) // 4 + 64
+        self.name_lines = [p for p in _find_all(text, _NAME_END + "\n") if p + 3 <= stop]
+        self.name_ends = [p for p in _find_all(text, _NAME_END) if p + 2 <= stop]
+        follows = len(_PARAM_END)
+        self.value_ends = [  # a value ends at a </parameter>\n that a tag follows
+            p
+            for p in _find_all(text, _PARAM_END)
+            if text.startswith(_PARAM, p + follows, stop) or text.startswith(_INVOKE_END, p + follows, stop)
+        ]
+        self.inner = stop - len(_INVOKE_END)
+        cut = _NAME_END + "\n" + _PARAM
+        self.first_params = [p for p in _find_all(text, cut) if p + len(cut) <= self.inner]
 
-def _single_invoke(block: str) -> list[RawCall] | None:
-    """A reading that always exists for rendered calls: one call that absorbs any markup inside its text."""
-    if not (block.startswith(_INVOKE) and block.endswith(_INVOKE_END)):
-        return None
-    inner = block[len(_INVOKE) : -len(_INVOKE_END)]
-    if inner.endswith(_NAME_END + "\n"):
-        return [(inner[: -len(_NAME_END) - 1], [])]
-    if not inner.endswith(_PARAM_END):
-        return None
-    cut = inner.find(_NAME_END + "\n" + _PARAM)
-    if cut == -1:
-        return None
-    rest = inner[cut + len(_NAME_END) + 1 + len(_PARAM) :]
-    close = rest.find(_NAME_END)
-    if close == -1 or close + len(_NAME_END) > len(rest) - len(_PARAM_END):
-        return None
-    return [(inner[:cut], [(rest[:close], rest[close + len(_NAME_END) : -len(_PARAM_END)])])]
+    @staticmethod
+    def _next(positions: list[int], at: int) -> int | None:
+        i = bisect_left(positions, at)
+        return positions[i] if i < len(positions) else None
+
+    def natural(self, at: int) -> list[RawCall] | None:
+        """The usual reading: a name ends at the first ``">``, a value at a ``</parameter>`` that a tag follows."""
+        text, stop = self.text, self.stop
+        spans: list[tuple[tuple[int, int], list[tuple[int, int, int]]]] = []
+        while at < stop:
+            self.budget -= 1
+            if self.budget < 0 or not text.startswith(_INVOKE, at, stop):
+                return None
+            close = self._next(self.name_lines, at + len(_INVOKE))
+            if close is None:
+                return None
+            name, at = (at + len(_INVOKE), close), close + len(_NAME_END) + 1
+            params: list[tuple[int, int, int]] = []  # key start, key end (= value start - 2), value end
+            while not text.startswith(_INVOKE_END, at, stop):
+                self.budget -= 1
+                if self.budget < 0 or not text.startswith(_PARAM, at, stop):
+                    return None
+                close = self._next(self.name_ends, at + len(_PARAM))
+                if close is None:
+                    return None
+                end = self._next(self.value_ends, close + len(_NAME_END))
+                if end is None:
+                    return None
+                params.append((at + len(_PARAM), close, end))
+                at = end + len(_PARAM_END)
+            at += len(_INVOKE_END)
+            spans.append((name, params))
+        if not spans:
+            return None
+        self.budget -= (at - spans[0][0][0]) // 16  # slicing is paid for too
+        if self.budget < 0:
+            return None
+        calls: list[RawCall] = []
+        for (name_start, name_end), params in spans:
+            keys = [text[a:b] for a, b, _ in params]
+            if len(set(keys)) != len(keys):
+                return None  # a duplicate parameter: the template cannot have written it
+            values = [text[b + len(_NAME_END) : end] for _, b, end in params]
+            calls.append((text[name_start:name_end], list(zip(keys, values, strict=True))))
+        return calls
+
+    def single(self, at: int) -> list[RawCall] | None:
+        """A reading that always exists for rendered calls: one call that absorbs any markup inside its text."""
+        text, stop, inner = self.text, self.stop, self.inner
+        if not (text.startswith(_INVOKE, at, stop) and text.endswith(_INVOKE_END, at, stop)):
+            return None
+        start = at + len(_INVOKE)
+        if start > inner:
+            return None
+        if text.endswith(_NAME_END + "\n", start, inner):
+            return [(text[start : inner - len(_NAME_END) - 1], [])]
+        if not text.endswith(_PARAM_END, start, inner):
+            return None
+        cut = self._next(self.first_params, start)
+        if cut is None:
+            return None
+        key = cut + len(_NAME_END) + 1 + len(_PARAM)
+        close = self._next(self.name_ends, key)
+        if close is None or close + len(_NAME_END) > inner - len(_PARAM_END):
+            return None
+        return [(text[start:cut], [(text[key:close], text[close + len(_NAME_END) : inner - len(_PARAM_END)])])]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,9 +25,11 @@ from .format import (
     TURN_END,
     TURN_START,
 )
+from .pyliteral import MAX_DEPTH
 from .templates import DEFAULT_TEMPLATE, TemplateVariant, get_variant
 
 __all__ = [
+    "MAX_DEPTH",
     "RenderError",
     "RenderWarning",
     "prepare_messages",
@@ -106,15 +109,18 @@ def render_prompt(
     if chat_template is not None:
         from .jinja_render import render_chat_template
 
-        return render_chat_template(
+        text = render_chat_template(
             chat_template, prepared, tool_list, add_generation_prompt=add_generation_prompt, **template_kwargs
         )
+        _check_encodable(text, prepared, tool_list, template_kwargs)
+        return text
     try:
         variant = get_variant(template)
     except ValueError as exc:
         raise RenderError(str(exc)) from None
     notes: list[str] = []
     text = _render(prepared, tool_list, variant, add_generation_prompt, template_kwargs, notes)
+    _check_encodable(text, prepared, tool_list, template_kwargs)
     if notes and strict:
         raise RenderError(notes[0])
     for note in notes:
@@ -176,13 +182,21 @@ def _decode_call(call: Any, where: str) -> Any:
 
 
 def decode_arguments(text: str, where: str = "arguments") -> dict[str, Any]:
-    """A JSON-object string as a dict; an empty string means no arguments."""
+    """A JSON-object string as a dict; an empty string means no arguments.
+
+    Nesting is bounded by MAX_DEPTH (checked when the value is written) and by the interpreter's recursion limit
+    while decoding, so a hostile string costs time in proportion to its length and a bounded stack.
+    """
     if not text.strip():
         return {}
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RenderError(f"{where}: arguments is not valid JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:
+        raise RenderError(f"{where}: arguments are nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # an integer over Python's int-to-str digit limit
+        raise RenderError(f"{where}: arguments cannot be read ({_reason(exc)})") from None
     if not isinstance(value, dict):
         raise RenderError(f"{where}: arguments must be a JSON object, not {type(value).__name__}")
     return value
@@ -283,7 +297,7 @@ def _system_text(
         text = _visible_text(content, "messages[0].content", notes)
     else:
         identity = kwargs.get("model_identity")
-        text = variant.identity if identity is None else _str(identity)
+        text = variant.identity if identity is None else _str(identity, "model_identity")
     if system is None:
         return text
     for key, label in (("current_date", "Current date: "), ("current_location", "Current location: ")):
@@ -356,12 +370,12 @@ def _tool_results(out: list[str], content: Any, where: str) -> None:
     if isinstance(content, str):
         out += [RESPONSE_OPEN, content, RESPONSE_CLOSE]
         return
-    for item in _iterate(content, f"{where}.content"):
+    for k, item in enumerate(_iterate(content, f"{where}.content")):
         if _is_mapping(item) and "output" in item:
             item = item["output"]
         elif _is_mapping(item) and item.get("type") == "text" and "text" in item:
             item = item["text"]
-        out += [RESPONSE_OPEN, _str(item), "\n" + RESPONSE_CLOSE]
+        out += [RESPONSE_OPEN, _str(item, f"{where}.content[{k}]"), "\n" + RESPONSE_CLOSE]
 
 
 def _visible_text(content: Any, where: str, notes: list[str]) -> str:
@@ -371,11 +385,11 @@ def _visible_text(content: Any, where: str, notes: list[str]) -> str:
     if content is MISSING:
         return ""
     if _is_mapping(content) or not _is_iterable(content):
-        return _str(content)
+        return _str(content, where)
     parts = []
     for k, item in enumerate(content):
         if _is_mapping(item) and item.get("type") == "text":
-            parts.append(_str(item["text"]) if "text" in item else "")
+            parts.append(_str(item["text"], f"{where}[{k}].text") if "text" in item else "")
         elif isinstance(item, str):
             parts.append(item)
         else:
@@ -402,16 +416,89 @@ def _is_iterable(value: Any) -> bool:
     return True
 
 
-def _str(value: Any) -> str:
-    """What ``{{ value }}`` writes."""
-    return value if isinstance(value, str) else str(value)
+def _str(value: Any, where: str) -> str:
+    """What ``{{ value }}`` writes (Python's ``str``), for values no API sends but the template still renders."""
+    if isinstance(value, str):
+        return value
+    _check_depth(value, where)
+    try:
+        return str(value)
+    except (ValueError, RecursionError) as exc:
+        raise RenderError(f"{where}: cannot be written as text ({_reason(exc)})") from None
 
 
 def _json(value: Any, where: str) -> str:
+    """transformers' ``tojson``; NaN and infinities are written as ``NaN``/``Infinity``, as json.dumps does."""
+    _check_depth(value, where)
     try:
         return _JSON.encode(value)
-    except (TypeError, ValueError) as exc:
-        raise RenderError(f"{where}: not JSON-serialisable ({exc})") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise RenderError(f"{where}: not JSON-serialisable ({_reason(exc)})") from None
+
+
+def _check_depth(value: Any, where: str) -> None:
+    """Refuse containers nested deeper than MAX_DEPTH (a cycle is infinitely deep), before any recursive code runs.
+
+    Iterative, and each container is visited once per path to it: linear for trees, which is what decoded JSON
+    always is. (A Python object graph that shares sub-objects is written once per reference, by json.dumps too.)
+    """
+    if not _is_container(value):
+        return
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise RenderError(f"{where}: nested deeper than {MAX_DEPTH} levels (or it contains itself)")
+        children = node.values() if _is_mapping(node) else node
+        stack.extend((child, depth + 1) for child in children if _is_container(child))
+
+
+def _is_container(value: Any) -> bool:
+    return type(value) in (dict, list, tuple) or (not isinstance(value, str) and isinstance(value, (Mapping, list)))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deep for Python's recursion limit"
+    text = str(exc)
+    if "integer string conversion" in text:
+        return f"an integer has more than {sys.get_int_max_str_digits()} digits, Python's int-to-str limit"
+    return text
+
+
+def _check_encodable(text: str, messages: list[dict[str, Any]], tools: Any, kwargs: Mapping[str, Any]) -> None:
+    """A prompt with a lone surrogate cannot be encoded, so no tokenizer or socket can take it: name the field."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = text[exc.start]
+        where = _find_text(char, messages, "messages") or _find_text(char, tools, "tools")
+        where = where or _find_text(char, dict(kwargs), "") or "the template's own text"
+        raise RenderError(
+            f"{where}: lone surrogate {char!r} at char {exc.start} of the prompt; a prompt must be valid Unicode "
+            "(decode input with errors='replace' or fix the producer)"
+        ) from None
+
+
+def _find_text(char: str, value: Any, where: str) -> str | None:
+    """The path of the first string (or key) under ``value`` that holds ``char``, depth-bounded like rendering."""
+    stack = [(value, where, 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            if char in node:
+                return path
+        elif depth < MAX_DEPTH and _is_container(node):
+            if _is_mapping(node):
+                items = [(f"{path}.{k}" if isinstance(k, str) and k.isidentifier() else f"{path}[{k!r}]", k, v)
+                         for k, v in node.items()]  # fmt: skip
+                for label, key, _ in items:
+                    if isinstance(key, str) and char in key:
+                        return label.lstrip(".")
+                stack.extend((v, label.lstrip("."), depth + 1) for label, _, v in reversed(items))
+            else:
+                stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in reversed(list(enumerate(node))))
+    return None
 
 
 def _is_mapping(value: Any) -> bool:

@@ -37,7 +37,7 @@ VARIANTS: dict[str, TemplateVariant] = {
             "function",
         ),
         TemplateVariant("MiniMax-M2-original", "You are a helpful assistant.", "None", "outer"),
-        # No reference copy: the identity line comes from the notes, the body is the current M2 one.
+        # The Hub snapshot's template: the current M2 body with its own identity line.
         TemplateVariant(
             "MiniMax-M2.1",
             "You are a helpful assistant. Your name is MiniMax-M2.1 and is built by MiniMax.",

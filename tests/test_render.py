@@ -24,7 +24,7 @@ from m2parse.templates import VARIANTS, get_variant
 from .strategies import calls_for, edge_trimmed, plain_text, tools
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ("MiniMax-M2", "MiniMax-M2-original", "MiniMax-M2.5", "MiniMax-M2.7")
+TEMPLATES = ("MiniMax-M2", "MiniMax-M2-original", "MiniMax-M2.1", "MiniMax-M2.5", "MiniMax-M2.7")
 
 # ------------------------------------------------------------------------------------------- strategies
 
