@@ -16,6 +16,9 @@ backend process serves many tests; the last directive in the prompt wins (the la
 - ``fault=`` ``500`` or ``422`` (the backend's error body with that status) | ``garbage`` (a non-JSON data line
   or body) | ``disconnect`` (connection dropped) | ``slow`` (sleep ``slow`` seconds, default 30) |
   ``error_event`` (the backend's in-band error); ``fault_after=N`` pieces are sent first.
+- ``message=TEXT``: the error message of ``fault=500|422|error_event`` (percent-decoded, so ``%0A`` is a newline).
+- Values are percent-decoded with ``surrogatepass``, so ``text=%ED%A0%80`` replays a lone surrogate (sent as the
+  JSON escape ``\\ud800``, as a real server would).
 - ``tag=ID``: count this request's outcome under its own name and record each piece's send time
   (``time.monotonic()``), for latency measurements.
 
@@ -101,7 +104,7 @@ def parse_directive(prompt: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in found[-1].split():
         key, _, value = item.partition("=")
-        out[key] = unquote(value)
+        out[key] = unquote(value, errors="surrogatepass")
     return out
 
 
@@ -132,6 +135,7 @@ class Plan:
     fault_after: int = 0
     slow: float = 30.0
     tag: str | None = None
+    message: str = ""
 
 
 def make_plan(prompt: str, defaults: dict[str, str]) -> Plan:
@@ -154,6 +158,7 @@ def make_plan(prompt: str, defaults: dict[str, str]) -> Plan:
         fault_after=int(opts.get("fault_after", "0")),
         slow=float(opts.get("slow", "30")),
         tag=opts.get("tag") or None,
+        message=opts.get("message", ""),
     )
 
 
@@ -186,15 +191,23 @@ class Wire:
     def whole(self, plan: Plan, usage: tuple[int, int]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def error_500(self) -> dict[str, Any]:
+    def error_500(self, message: str = "") -> dict[str, Any]:
         raise NotImplementedError
 
-    def error_event(self) -> bytes:
+    def error_event(self, message: str = "") -> bytes:
         raise NotImplementedError
+
+
+def _dumps(obj: Any) -> bytes:
+    """JSON bytes; text with a lone surrogate goes out escaped (``\\ud800``), as Python and Rust servers send it."""
+    try:
+        return json.dumps(obj, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj).encode()
 
 
 def _sse(obj: Any, field_name: str = "data", space: bool = True) -> bytes:
-    return f"{field_name}:{' ' if space else ''}{json.dumps(obj, ensure_ascii=False)}\n\n".encode()
+    return f"{field_name}:{' ' if space else ''}".encode() + _dumps(obj) + b"\n\n"
 
 
 class OpenAIWire(Wire):
@@ -222,11 +235,13 @@ class OpenAIWire(Wire):
         counts = {"prompt_tokens": usage[0], "total_tokens": sum(usage), "completion_tokens": usage[1]}
         return {**self._base(), "choices": [choice], "usage": counts}
 
-    def error_500(self) -> dict[str, Any]:
-        return {"error": {"message": "fake engine failure", "type": "InternalServerError", "param": None, "code": 500}}
+    def error_500(self, message: str = "") -> dict[str, Any]:
+        text = message or "fake engine failure"
+        return {"error": {"message": text, "type": "InternalServerError", "param": None, "code": 500}}
 
-    def error_event(self) -> bytes:
-        return _sse({"error": {"message": "fake in-stream failure", "type": "InternalServerError", "code": 500}})
+    def error_event(self, message: str = "") -> bytes:
+        text = message or "fake in-stream failure"
+        return _sse({"error": {"message": text, "type": "InternalServerError", "code": 500}})
 
 
 class TGIWire(Wire):
@@ -277,11 +292,12 @@ class TGIWire(Wire):
         details = {**self._details(plan, usage), "prefill": [], "tokens": self._tokens(plan)}
         return {"generated_text": "".join(p for p in plan.pieces if not _special(p)), "details": details}
 
-    def error_500(self) -> dict[str, Any]:
-        return {"error": "fake shard failure", "error_type": "generation"}
+    def error_500(self, message: str = "") -> dict[str, Any]:
+        return {"error": message or "fake shard failure", "error_type": "generation"}
 
-    def error_event(self) -> bytes:
-        return _sse({"error": "Request failed during generation: fake", "error_type": "generation"}, space=False)
+    def error_event(self, message: str = "") -> bytes:
+        text = message or "Request failed during generation: fake"
+        return _sse({"error": text, "error_type": "generation"}, space=False)
 
 
 class LlamaCppWire(Wire):
@@ -320,11 +336,12 @@ class LlamaCppWire(Wire):
     def whole(self, plan: Plan, usage: tuple[int, int]) -> dict[str, Any]:
         return self._final(plan, usage, "".join(plan.pieces))
 
-    def error_500(self) -> dict[str, Any]:
-        return {"error": {"code": 500, "message": "fake llama failure", "type": "server_error"}}
+    def error_500(self, message: str = "") -> dict[str, Any]:
+        return {"error": {"code": 500, "message": message or "fake llama failure", "type": "server_error"}}
 
-    def error_event(self) -> bytes:
-        return _sse({"code": 500, "message": "fake llama failure", "type": "server_error"}, field_name="error")
+    def error_event(self, message: str = "") -> bytes:
+        text = message or "fake llama failure"
+        return _sse({"code": 500, "message": text, "type": "server_error"}, field_name="error")
 
 
 WIRES: dict[str, type[Wire]] = {"openai": OpenAIWire, "tgi": TGIWire, "llamacpp": LlamaCppWire}
@@ -407,7 +424,7 @@ class FakeBackend:
         plan = make_plan(self.wire.prompt(body), self.defaults)
         usage = (max(1, len(self.wire.prompt(body)) // 4), len(plan.pieces))
         if plan.fault in ("500", "422"):
-            return await _json(send, int(plan.fault), self.wire.error_500())
+            return await _json(send, int(plan.fault), self.wire.error_500(plan.message))
         if self.wire.is_stream(path, body):
             return await self._stream(body, plan, usage, receive, send)
         if plan.fault == "slow":
@@ -417,7 +434,7 @@ class FakeBackend:
             return None
         if plan.fault == "garbage":
             return await _raw(send, 200, b"<html>this is not json</html>")
-        payload = json.dumps(self.wire.whole(plan, usage), ensure_ascii=False).encode()
+        payload = _dumps(self.wire.whole(plan, usage))
         if plan.fault == "disconnect":
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -473,7 +490,7 @@ class FakeBackend:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             raise _Done
         elif plan.fault == "error_event":
-            await send({"type": "http.response.body", "body": self.wire.error_event(), "more_body": True})
+            await send({"type": "http.response.body", "body": self.wire.error_event(plan.message), "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             raise _Done
         elif plan.fault == "disconnect":
@@ -652,6 +669,53 @@ def start_m2parse(
 
     stop.process = proc  # type: ignore[attr-defined]
     return url, stop
+
+
+_APP_RUNNER = """
+import json, sys, logging, uvicorn
+from m2parse.server import ServerConfig, create_app
+options = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(sys.argv[1]).items()}
+logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+uvicorn.run(create_app(ServerConfig(**options)), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def start_app(log_path: str | None = None, **config: Any) -> tuple[str, Callable[[], None]]:
+    """Run ``create_app(ServerConfig(**config))`` under uvicorn in its own process on 127.0.0.1 (for settings
+    the command line does not have); its log goes to ``log_path`` when given. Returns ``(base_url, stop)``."""
+    port = free_port()
+    args = [sys.executable, "-c", _APP_RUNNER, json.dumps(config), str(port)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    log = open(log_path or os.devnull, "w")  # noqa: SIM115
+    proc = subprocess.Popen(args, stdout=log, stderr=log, env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url + "/v1/models", proc=proc)
+    except (OSError, RuntimeError):
+        proc.kill()
+        proc.wait()
+        log.close()
+        raise
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+    return url, stop
+
+
+@contextlib.contextmanager
+def app_server(log_path: str | None = None, **config: Any) -> Iterator[str]:
+    url, stop = start_app(log_path, **config)
+    try:
+        yield url
+    finally:
+        stop()
 
 
 @contextlib.contextmanager

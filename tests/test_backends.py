@@ -56,7 +56,13 @@ def test_openai_completions_request() -> None:
     }
     assert openai_completions.request_body("P", SamplingParams(top_k=0), stream=False)["top_k"] == -1
     plain = openai_completions.request_body("P", SamplingParams(), stream=False)
-    assert plain == {"prompt": "P", "stream": False, "stop": list(STOP_STRINGS), "skip_special_tokens": False}
+    assert plain == {
+        "prompt": "P",
+        "stream": False,
+        "max_tokens": None,  # null, not missing: missing means 16 tokens (docs/server.md, "max_tokens")
+        "stop": list(STOP_STRINGS),
+        "skip_special_tokens": False,
+    }
 
 
 def test_tgi_request() -> None:
@@ -78,7 +84,7 @@ def test_tgi_request() -> None:
 def test_tgi_request_respects_its_ranges() -> None:
     """TGI rejects temperature 0 and top_p 1.0; they mean greedy and "no nucleus"."""
     params = tgi.request_body("P", SamplingParams(temperature=0.0, top_p=1.0, top_k=-1), stream=False)["parameters"]
-    assert params == {"details": True, "do_sample": False, "stop": list(STOP_STRINGS)}
+    assert params == {"details": True, "do_sample": False, "max_new_tokens": None, "stop": list(STOP_STRINGS)}
 
 
 def test_llamacpp_request() -> None:

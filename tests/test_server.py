@@ -138,19 +138,24 @@ def test_stream_accumulates_to_the_non_streaming_message(
     expected = parse(text, fixture.tools, **fixture.options)
     assert got["content"] == (expected.content or None)
     assert got["reasoning_content"] == expected.reasoning_content
-    assert got["tool_calls"] == [(c.name, c.arguments_json) for c in expected.tool_calls]
+    # a call cut off by the token limit is withheld from tool_calls and given in the extension (issue 14)
+    complete_calls = [(c.name, c.arguments_json) for c in expected.tool_calls if not c.truncated]
+    cut_calls = [(c.name, c.arguments_json) for c in expected.tool_calls if c.truncated]
+    assert got["tool_calls"] == complete_calls
     assert got["finish_reason"] == expected_finish(fixture, got["tool_calls"])
-    codes = [p["code"] for p in whole.choices[0].model_extra["m2parse"]["problems"]]
-    streamed_codes = [
-        p["code"] for p in chunks[-2 if include_usage else -1].choices[0].model_extra["m2parse"]["problems"]
-    ]
-    assert codes == streamed_codes == [p.code for p in expected.problems]
+    extension = whole.choices[0].model_extra["m2parse"]
+    streamed_extension = chunks[-2 if include_usage else -1].choices[0].model_extra["m2parse"]
+    for ext in (extension, streamed_extension):
+        withheld = [(c["function"]["name"], c["function"]["arguments"]) for c in ext.get("truncated_tool_calls", [])]
+        assert withheld == cut_calls
+    codes = [p["code"] for p in extension["problems"]]
+    assert codes == [p["code"] for p in streamed_extension["problems"]] == [p.code for p in expected.problems]
     if text == fixture.text:  # the hand-written expectation, not only the parser's own answer
         want = fixture.expected
         assert got["content"] == want["content"]
         assert got["reasoning_content"] == want["reasoning_content"]
         calls = [(c.function.name, json.loads(c.function.arguments)) for c in whole.choices[0].message.tool_calls or []]
-        assert calls == [(c["name"], c["arguments"]) for c in want["tool_calls"]]
+        assert calls == [(c["name"], c["arguments"]) for c in want["tool_calls"] if not c.get("truncated")]
         assert codes == want["problems"]
 
 
@@ -242,6 +247,123 @@ def test_tool_choice_none_drops_tools_from_the_prompt(stacks: dict[str, tuple[st
     assert prompt == render_prompt(messages) and "<tools>" not in prompt
     client_for(server_url).chat.completions.create(model="m", messages=messages, tools=tools, tool_choice="auto")
     assert fake_backends.last_request(backend_url)["prompt"] == render_prompt(messages, tools)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tool_choice_none_returns_a_written_call_as_content(
+    stacks: dict[str, tuple[str, str]], kind: str, stream: bool
+) -> None:
+    """The model is not offered tools; a call it writes anyway is not a tool call, and its text is not lost."""
+    backend_url, server_url = stacks[kind]
+    fixture = load_fixture("weather_basic")
+    messages = [{"role": "user", "content": "[[fake fixture=weather_basic]]"}]
+    client = client_for(server_url)
+    if stream:
+        state = ChatCompletionStreamState()
+        for chunk in client.chat.completions.create(
+            model="m", messages=messages, tools=fixture.tools, tool_choice="none", stream=True
+        ):
+            state.handle_chunk(chunk)
+            if chunk.choices and chunk.choices[0].finish_reason:
+                problems = chunk.choices[0].model_extra["m2parse"]["problems"]
+        choice = state.current_completion_snapshot.choices[0]
+    else:
+        choice = client.chat.completions.create(model="m", messages=messages, tools=fixture.tools, tool_choice="none")
+        choice = choice.choices[0]
+        problems = choice.model_extra["m2parse"]["problems"]
+    prompt = fake_backends.last_request(backend_url)["inputs" if kind == "tgi" else "prompt"]
+    assert "<tools>" not in prompt
+    expected = parse(effective_text(fixture, kind), fixture.tools, tool_calls=False)
+    assert not choice.message.tool_calls and choice.finish_reason == "stop"
+    assert choice.message.content == expected.content and '<invoke name="get_weather">' in expected.content
+    assert [p["code"] for p in problems] == [p.code for p in expected.problems] != []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_call_cut_off_by_the_token_limit_is_withheld(stacks: dict[str, tuple[str, str]], kind: str) -> None:
+    """Not in tool_calls (an agent ignoring finish_reason would run it), but in the extension, streamed or not."""
+    fixture = load_fixture("truncated_in_value")
+    client = client_for(stacks[kind][1])
+    args = request_args(fixture, "token")
+    expected = parse(fixture.text, fixture.tools).tool_calls[0]
+    whole = client.chat.completions.create(**args).choices[0]
+    assert whole.finish_reason == "length" and whole.message.tool_calls is None
+    assert whole.message.content == "Creating the entry point."
+    (cut,) = whole.model_extra["m2parse"]["truncated_tool_calls"]
+    assert cut["truncated"] is True and cut["function"]["name"] == "write_file"
+    assert json.loads(cut["function"]["arguments"]) == expected.arguments
+
+    with client.chat.completions.stream(**args) as events:  # the SDK's helper
+        for event in events:
+            assert event.type != "tool_calls.function.arguments.delta"
+        snapshot = events.current_completion_snapshot
+    assert snapshot.choices[0].message.tool_calls is None and snapshot.choices[0].finish_reason == "length"
+
+    state = ChatCompletionStreamState()
+    for chunk in client.chat.completions.create(**args, stream=True):
+        state.handle_chunk(chunk)
+        if chunk.choices and chunk.choices[0].finish_reason:
+            (streamed_cut,) = chunk.choices[0].model_extra["m2parse"]["truncated_tool_calls"]
+            assert {**streamed_cut, "id": cut["id"]} == cut  # ids are random per response
+    assert state.current_completion_snapshot.choices[0].message.tool_calls is None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_keep_truncated_tool_calls_returns_them(stacks: dict[str, tuple[str, str]], stream: bool) -> None:
+    fixture = load_fixture("truncated_in_value")
+    args = request_args(fixture, "token")
+    args["extra_body"] = {"m2parse": {"keep_truncated_tool_calls": True}}
+    client = client_for(stacks["openai"][1])
+    if stream:
+        state = ChatCompletionStreamState()
+        for chunk in client.chat.completions.create(**args, stream=True):
+            state.handle_chunk(chunk)
+        choice = state.current_completion_snapshot.choices[0]
+    else:
+        choice = client.chat.completions.create(**args).choices[0]
+        assert "truncated_tool_calls" not in choice.model_extra["m2parse"]
+    (call,) = choice.message.tool_calls
+    assert call.function.arguments == parse(fixture.text, fixture.tools).tool_calls[0].arguments_json
+    assert choice.finish_reason == "length"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backend_extra_is_merged_into_the_backend_request(stacks: dict[str, tuple[str, str]], kind: str) -> None:
+    backend_url, server_url = stacks[kind]
+    extra = {"grammar": 'root ::= "x"', "structured_outputs": {"regex": "a+"}, "max_tokens": 3}
+    for stream in (False, True):
+        reply = client_for(server_url).chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "[[fake text=hi]]"}],
+            max_tokens=50,
+            stream=stream,
+            extra_body={"m2parse": {"backend_extra": extra}},
+        )
+        if stream:
+            list(reply)
+        sent = fake_backends.last_request(backend_url)
+        assert sent["grammar"] == extra["grammar"] and sent["structured_outputs"] == {"regex": "a+"}
+        assert sent["max_tokens"] == 3  # the extra overrides m2parse's own keys
+        assert ("inputs" if kind == "tgi" else "prompt") in sent
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"), [({"prompt": "x"}, "prompt"), ({"stream": False}, "stream"), ({"inputs": "x"}, "inputs")]
+)
+def test_backend_extra_may_not_replace_the_prompt_or_stream(
+    stacks: dict[str, tuple[str, str]], extra: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client_for(stacks["openai"][1]).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], extra_body={"m2parse": {"backend_extra": extra}}
+        )
+    assert info.value.body["param"] == f"m2parse.backend_extra.{param}"
+    with pytest.raises(openai.BadRequestError) as info:
+        client_for(stacks["openai"][1]).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], extra_body={"m2parse": {"backend_extra": [1]}}
+        )
+    assert info.value.body["param"] == "m2parse.backend_extra"
 
 
 @pytest.mark.parametrize("kind", KINDS)

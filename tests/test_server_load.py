@@ -44,7 +44,8 @@ def expected_summary(fixture: Fixture, prefix: str) -> dict[str, Any]:
     return {
         "content": result.content or None,
         "reasoning_content": result.reasoning_content,
-        "tool_calls": [(c.name, c.arguments_json) for c in result.tool_calls],
+        # a call cut off by the token limit is withheld from tool_calls (issue 14; it is in the extension)
+        "tool_calls": [(c.name, c.arguments_json) for c in result.tool_calls if not c.truncated],
         "finish_reason": "length" if truncated else ("tool_calls" if result.tool_calls else "stop"),
         "problems": [p.code for p in result.problems],
     }

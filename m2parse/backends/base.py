@@ -6,6 +6,7 @@ Nothing here does I/O, so the TGI integration can reuse the decoders on lines it
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,9 @@ class Piece:
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    #: lone surrogates (invalid Unicode) the client replaced with U+FFFD in ``text``, and where the first was
+    replaced: int = 0
+    replaced_at: int = 0
 
 
 class BackendError(Exception):
@@ -58,6 +62,7 @@ class BackendError(Exception):
     """
 
     def __init__(self, kind: str, message: str, *, status: int | None = None) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -69,12 +74,43 @@ def protocol_error(message: str) -> BackendError:
 
 
 def stop_strings(user_stop: Iterable[str] = ()) -> list[str]:
-    """The turn markers first (so the backend never runs past the turn), then the caller's stops, deduplicated."""
-    out: list[str] = []
-    for stop in (*STOP_STRINGS, *user_stop):
-        if stop and stop not in out:
-            out.append(stop)
-    return out
+    """The turn markers first (so the backend never runs past the turn), then the caller's stops, deduplicated
+    in linear time (a dict keeps first-seen order)."""
+    return [stop for stop in dict.fromkeys((*STOP_STRINGS, *user_stop)) if stop]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: characters that would break a log line or a terminal: C0/C1 controls, DEL, line and paragraph separators
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MESSAGE_LIMIT = 1000
+
+
+def find_surrogate(text: str) -> int:
+    """Index of the first lone surrogate in ``text`` (which UTF-8 cannot encode), or -1. ASCII is checked in C."""
+    if text.isascii():
+        return -1
+    found = _SURROGATE.search(text)
+    return found.start() if found else -1
+
+
+def replace_surrogates(text: str) -> tuple[str, int, int]:
+    """(text with each lone surrogate replaced by U+FFFD, how many, index of the first or 0)."""
+    first = find_surrogate(text)
+    if first < 0:
+        return text, 0, 0
+    fixed, count = _SURROGATE.subn("\ufffd", text)
+    return fixed, count, first
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A message safe to pass on and to log: at most ``limit`` characters (the rest counted), control
+    characters and line breaks escaped (``\\n``), lone surrogates replaced, so it can never forge a log line."""
+    extra = len(text) - limit
+    if extra > 0:
+        text = text[:limit]
+    if not text.isascii() or _UNSAFE.search(text):
+        text = _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), replace_surrogates(text)[0])
+    return text + f"... ({extra} more characters)" if extra > 0 else text
 
 
 def load_json(data: str | bytes) -> Any:
@@ -84,6 +120,8 @@ def load_json(data: str | bytes) -> Any:
     except (ValueError, TypeError):
         shown = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
         raise protocol_error(f"backend sent something that is not JSON: {shown!r}") from None
+    except RecursionError:
+        raise protocol_error("backend sent JSON nested too deeply to read") from None
 
 
 def get(obj: Any, key: str, default: Any = None) -> Any:
@@ -103,13 +141,23 @@ def in_band_error(obj: Any) -> BackendError | None:
         return None
     error = obj.get("error")
     if isinstance(error, Mapping):
-        return BackendError("backend", str(error.get("message") or error.get("content") or error))
+        return BackendError("backend", _text(error.get("message") or error.get("content") or error))
     if isinstance(error, str) and error:
         kind = obj.get("error_type")
-        return BackendError("backend", f"{error} ({kind})" if kind else error)
+        return BackendError("backend", f"{error} ({_text(kind)})" if kind else error)
     if obj.get("object") == "error":
-        return BackendError("backend", str(obj.get("message") or obj))
+        return BackendError("backend", _text(obj.get("message") or obj))
     return None
+
+
+def _text(value: Any) -> str:
+    """A bounded string for any JSON value (the repr of a huge or deeply nested object is never built whole)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)[: 2 * MESSAGE_LIMIT]
+    except (ValueError, TypeError, RecursionError):
+        return type(value).__name__
 
 
 def int_or_none(value: Any) -> int | None:
@@ -131,8 +179,11 @@ class SSEParser:
     event named ``error``.
     """
 
+    #: cap on one event's data (its lines together), so a peer that never sends the blank line cannot grow it
+    max_chars: int | None = None
     _event: str = ""
     _data: list[str] = field(default_factory=list)
+    _size: int = 0
 
     def feed_line(self, line: str) -> SSEEvent | None:
         line = line.rstrip("\r\n")
@@ -144,13 +195,19 @@ class SSEParser:
         if value.startswith(" "):
             value = value[1:]
         if name == "data":
-            self._data.append(value)
+            self._add(value)
         elif name == "event":
             self._event = value
         elif name == "error":
             self._event = "error"
-            self._data.append(value)
+            self._add(value)
         return None
+
+    def _add(self, value: str) -> None:
+        self._size += len(value) + 1
+        if self.max_chars is not None and self._size > self.max_chars:
+            raise protocol_error(f"the backend sent an event over {self.max_chars} characters")
+        self._data.append(value)
 
     def close(self) -> SSEEvent | None:
         """Flush an event the peer did not terminate with a blank line."""
@@ -158,10 +215,10 @@ class SSEParser:
 
     def _dispatch(self) -> SSEEvent | None:
         if not self._data:
-            self._event = ""
+            self._event, self._size = "", 0
             return None
         event = SSEEvent(self._event or "message", "\n".join(self._data))
-        self._event, self._data = "", []
+        self._event, self._data, self._size = "", [], 0
         return event
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hmac
-import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
@@ -20,9 +22,19 @@ from starlette.routing import Route
 
 from ..backends import BackendError, get_protocol
 from ..backends.client import BackendClient
-from .chat import SchemaChecks, complete, completion_id, new_parser, parse_request, render
+from .chat import (
+    OFFLOAD_BYTES,
+    Prepared,
+    SchemaChecks,
+    cheap,
+    complete,
+    completion_id,
+    decode_body,
+    prepare,
+    prepare_body,
+)
 from .config import ServerConfig
-from .errors import APIError, bad_request, from_backend
+from .errors import APIError, from_backend, too_large
 from .streaming import ChunkWriter, SSEResponse, chat_chunks
 
 log = logging.getLogger("m2parse.server")
@@ -52,6 +64,91 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
     return result
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 before it is buffered when it is over ``limit`` bytes: by its declared
+    Content-Length, or while it streams in (chunked uploads declare none)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large(limit)
+    return bytes(body)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its userinfo (``user:pass@``), query and fragment: what ``/health`` may show anyone."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` with the URL's secret parts (userinfo, query) blanked, wherever an error message repeats them."""
+    parts = urlsplit(url)
+    for secret in (parts.netloc.rpartition("@")[0], parts.query):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+_LOOPBACK_ORIGIN = re.compile(r"https?://(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?", re.IGNORECASE)
+
+
+def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
+    """Loopback origins on any port always; then the configured ones (exact, ``*`` patterns, or ``*``)."""
+    if _LOOPBACK_ORIGIN.fullmatch(origin):
+        return True
+    lowered = origin.lower()
+    return any(pattern == "*" or fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in allowed)
+
+
+class OriginCheck:
+    """Refuses browser requests from origins that are not allowed (403), as local model servers do (Ollama's
+    ``OLLAMA_ORIGINS``): without it any web page could use a key-less local server. Requests without an
+    ``Origin`` header (SDKs, curl) pass. Allowed origins get CORS headers and preflight answers.
+
+    The origin is never compared with the ``Host`` header: a DNS-rebinding page has the same host as its origin.
+    """
+
+    def __init__(self, app: Any, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        raw = headers.get(b"origin")
+        if raw is None:
+            return await self.app(scope, receive, send)
+        origin = raw.decode("latin-1")
+        if not origin_allowed(origin, self.allowed):
+            error = APIError(
+                403, f"origin {origin!r} is not allowed (see --allowed-origins)", code="origin_not_allowed"
+            )
+            return await error.response()(scope, receive, send)
+        cors = [(b"access-control-allow-origin", raw), (b"vary", b"Origin")]
+        if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
+            asked = headers.get(b"access-control-request-headers", b"authorization, content-type")
+            preflight = [
+                *cors,
+                (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                (b"access-control-allow-headers", asked),
+                (b"access-control-max-age", b"600"),
+            ]
+            await send({"type": "http.response.start", "status": 204, "headers": preflight})
+            return await send({"type": "http.response.body", "body": b""})
+
+        async def send_with_cors(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *cors]}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_cors)
+
+
 def create_app(config: ServerConfig) -> Starlette:
     """An app serving ``config``'s backend; run it with any ASGI server (``m2parse serve`` uses uvicorn)."""
 
@@ -69,6 +166,7 @@ def create_app(config: ServerConfig) -> Starlette:
                 http,
                 model=config.backend_model,
                 api_key=config.backend_api_key,
+                max_line_bytes=config.max_backend_line_bytes,
             )
             yield
 
@@ -79,34 +177,41 @@ def create_app(config: ServerConfig) -> Starlette:
         scheme, _, token = header.partition(" ")
         if not header:
             raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.api_key.encode()):
+        # bytes against bytes: the header arrives as latin-1 (its raw bytes), the key is ASCII (ServerConfig checks)
+        sent = token.strip().encode("latin-1")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent, config.api_key.encode()):
             raise APIError(401, "incorrect API key", code="invalid_api_key")
 
     async def chat_completions(request: Request) -> Any:
         try:
             check_key(request)
-            try:
-                body = json.loads(await request.body())
-            except (ValueError, RecursionError):
-                raise bad_request("the request body is not valid JSON", code="invalid_json") from None
-            chat = parse_request(body, config, schema_checks)
+            raw = await read_body(request, config.max_request_bytes)
+            prepared = await prepare_off_loop(raw)
+            chat = prepared.request
             backend: BackendClient = request.app.state.backend
             if not chat.stream:
-                reply = await until_disconnect(request, complete(backend, chat, config))
-                return JSONResponse(reply) if reply is not None else Response(status_code=499)
-            prompt = render(chat, config)
-            parser = new_parser(chat, prompt, config)
-            stream = await backend.open_stream(prompt, chat.sampling)
+                reply = await until_disconnect(request, complete(backend, prepared, config))
+                if reply is None:
+                    return Response(status_code=499)
+                return Response(reply, media_type="application/json")
+            stream = await backend.open_stream(prepared.prompt, chat.sampling, extra=chat.backend_extra)
         except APIError as exc:
             return exc.response()
         except BackendError as exc:
             log.warning("backend failed: %s", exc.message)
             return from_backend(exc).response()
         writer = ChunkWriter(completion_id(), config.model_name, include_usage=chat.include_usage)
-        body_iter = chat_chunks(
-            stream, parser, writer, reasoning_field=config.reasoning_field, include_usage=chat.include_usage
-        )
-        return SSEResponse(body_iter, on_close=stream.aclose)
+        return SSEResponse(chat_chunks(stream, prepared, writer, config), on_close=stream.aclose)
+
+    async def prepare_off_loop(raw: bytes) -> Prepared:
+        """Small requests without tools are cheap: prepared on the loop. Others (tool schemas to check, long
+        conversations to render) in a worker thread, so no request can hold up the others."""
+        if len(raw) > OFFLOAD_BYTES:
+            return await anyio.to_thread.run_sync(prepare, raw, config, schema_checks)
+        body = decode_body(raw)
+        if cheap(body):
+            return prepare_body(body, config, schema_checks)
+        return await anyio.to_thread.run_sync(prepare_body, body, config, schema_checks)
 
     async def models(request: Request) -> Response:
         try:
@@ -119,9 +224,11 @@ def create_app(config: ServerConfig) -> Starlette:
     async def health(request: Request) -> Response:
         backend: BackendClient = request.app.state.backend
         status = await backend.health(timeout=min(5.0, config.timeout))
+        if isinstance(status.get("error"), str):
+            status = {**status, "error": redact_text(status["error"], config.backend_url)}
         body = {
             "status": "ok" if status["ready"] else "unavailable",
-            "backend": {"url": config.backend_url, "type": config.backend_type, **status},
+            "backend": {"url": redact_url(config.backend_url), "type": config.backend_type, **status},
         }
         return JSONResponse(body, status_code=200 if status["ready"] else 503)
 
@@ -141,8 +248,10 @@ def create_app(config: ServerConfig) -> Starlette:
         Route("/v1/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    app.add_middleware(OriginCheck, allowed=config.allowed_origins)
+    return app

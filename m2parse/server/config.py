@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..backends import get_protocol
+from ..backends import check_base_url, get_protocol
 from ..format import RECOMMENDED_SAMPLING
 
 ReasoningMode = Literal["separated", "inline"]
@@ -38,9 +38,23 @@ class ServerConfig:
     max_backend_connections: int = 1024
     #: sampling values used when a request leaves them out (``--recommended-sampling`` fills MiniMax's)
     default_sampling: tuple[tuple[str, float], ...] = field(default=())
+    #: max_tokens sent when a request sets none; None: until the model stops or the context is full
+    default_max_tokens: int | None = None
+    #: largest request body accepted (``--max-request-bytes``); larger gets 413 before it is read. 8 MiB is about
+    #: four times the JSON of a full 200k-token M2 context
+    max_request_bytes: int = 8 * 1024 * 1024
+    #: largest backend stream line (one SSE event) or non-streaming body; over it: an error event / 502
+    max_backend_line_bytes: int = 64 * 1024 * 1024
+    #: browser origins allowed besides the loopback ones (``http(s)://localhost|127.0.0.1|[::1]`` on any port);
+    #: exact origins, ``*`` patterns (``chrome-extension://*``), or ``*`` for any. Requests without ``Origin``
+    #: (every non-browser client) are not affected
+    allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         get_protocol(self.backend_type)  # raises ValueError on an unknown type
+        check_base_url(self.backend_url)  # raises ValueError saying what is wrong with it
+        if self.default_max_tokens is not None and self.default_max_tokens < 1:
+            raise ValueError("default_max_tokens must be a positive integer")
         if self.reasoning not in ("separated", "inline"):
             raise ValueError(f"reasoning must be 'separated' or 'inline', not {self.reasoning!r}")
         if self.reasoning_field not in ("reasoning_content", "reasoning", "both"):
@@ -52,6 +66,17 @@ class ServerConfig:
                 raise ValueError(f"{label} must be 'keep' or 'drop' (the server never raises on model output)")
         if self.timeout <= 0 or self.connect_timeout <= 0:
             raise ValueError("timeouts must be positive")
+        if self.max_request_bytes < 1 or self.max_backend_line_bytes < 1:
+            raise ValueError("max_request_bytes and max_backend_line_bytes must be positive")
+        if self.api_key is not None and not _is_header_token(self.api_key):
+            raise ValueError(
+                "the API key must be printable ASCII without spaces: HTTP clients (the openai SDK among them) "
+                "cannot send other characters in a header, so such a key could never match"
+            )
+
+
+def _is_header_token(key: str) -> bool:
+    return bool(key) and key.isascii() and key.isprintable() and " " not in key
 
 
 RECOMMENDED_DEFAULTS: tuple[tuple[str, float], ...] = tuple(RECOMMENDED_SAMPLING.items())

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from ..backends import BackendError
+from ..backends.base import one_line
 
 
 class APIError(Exception):
@@ -22,11 +23,12 @@ class APIError(Exception):
         param: str | None = None,
         code: str | None = None,
     ) -> None:
+        message = one_line(message)  # bounded, one line, encodable: it is echoed to the client and logged
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type
-        self.param = param
+        self.param = one_line(param) if param is not None else None
         self.code = code
 
     def body(self) -> dict[str, Any]:
@@ -43,6 +45,10 @@ class APIError(Exception):
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(400, message, param=param, code=code)
+
+
+def too_large(limit: int) -> APIError:
+    return APIError(413, f"the request body is over the server's limit of {limit} bytes", code="request_too_large")
 
 
 #: BackendError.kind -> (HTTP status, OpenAI error code)
