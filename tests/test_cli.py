@@ -133,3 +133,24 @@ def test_help_lists_the_other_verbs() -> None:
     proc = m2parse("--help")
     assert proc.returncode == 0
     assert "m2parse render" in proc.stdout and "m2parse serve" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("properties", "needle"),
+    [
+        ({"a": {"type": "strin"}}, "properties/a/type"),
+        ({"a": {"type": "string", "pattern": "("}}, "properties/a/pattern"),
+        ({"a": {"enum": 5, "description": "line one\nline two"}}, "properties/a/enum"),
+    ],
+)
+def test_bad_tool_schema_is_one_tool_schema_error_line(tmp_path: Path, properties: dict, needle: str) -> None:
+    """Not a jsonschema dump per call: the tools file is refused up front, as the server refuses it (400)."""
+    tools = [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": properties}}}
+    ]
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps(tools), encoding="utf-8")
+    proc = m2parse(str(WEATHER), "--tools", str(path))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"m2parse: error: {path}: tool_schema_error: tool 'f'") and needle in proc.stderr

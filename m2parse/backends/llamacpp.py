@@ -12,6 +12,7 @@ control tokens, start ``llama-server`` with ``--special``.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,21 +31,50 @@ NAME = "llamacpp"
 STREAM_PATH = "/completion"
 PATH = "/completion"
 HEALTH_PATH = "/health"
+HEALTH_FALLBACK_PATH = "/v1/models"
 MODELS_PATH = None
+#: ``/props``: ``{"model_alias", "model_path", "default_generation_settings": {"n_ctx", ...}, ...}``; servers
+#: without it list the model on ``/v1/models`` (``data[0].id``: the alias, or the GGUF path)
+INFO_PATHS = ("/props", "/v1/models")
 INCLUDES_STOP_STRINGS = False
 
 
 def request_body(prompt: str, params: SamplingParams, *, stream: bool, model: str | None = None) -> dict[str, Any]:
-    """llama.cpp names: ``n_predict`` for max_tokens; the rest keep their OpenAI names."""
+    """llama.cpp names: ``n_predict`` for max_tokens; the rest keep their OpenAI names.
+
+    No max_tokens is ``n_predict: -1``: generate until the model stops or the context is full (a server started
+    with ``-n N`` still caps it at N). Sent explicitly rather than left to the server's default.
+    """
     body: dict[str, Any] = {"prompt": prompt, "stream": stream}
-    if params.max_tokens is not None:
-        body["n_predict"] = params.max_tokens
+    body["n_predict"] = params.max_tokens if params.max_tokens is not None else -1
     for key in ("temperature", "top_p", "top_k", "seed"):
         value = getattr(params, key)
         if value is not None:
             body[key] = value
     body["stop"] = stop_strings(params.stop)
     return body
+
+
+def served_model(info: Any) -> str | None:
+    """``/props``: the ``--alias`` if one was given, else the GGUF file's name; ``/v1/models``: the first id's
+    file name."""
+    if not isinstance(info, Mapping):
+        return None
+    if isinstance(info.get("data"), list):
+        first = info["data"][0] if info["data"] else None
+        name = first.get("id") if isinstance(first, Mapping) else None
+        return _file_name(name) if isinstance(name, str) else None
+    alias = info.get("model_alias")
+    path = info.get("model_path")
+    # Without --alias, llama-server reports the -m path as the alias too: serve its file name, not a server path.
+    if isinstance(alias, str) and alias and alias != path:
+        return alias
+    return _file_name(path) if isinstance(path, str) else None
+
+
+def _file_name(path: str) -> str | None:
+    """The last part of a model path (llama.cpp reports where the GGUF lies; clients need no server paths)."""
+    return posixpath.basename(path.replace("\\", "/")) or None
 
 
 def _finish(obj: Mapping[str, Any]) -> str | None:

@@ -26,17 +26,30 @@ NAME = "openai"
 STREAM_PATH = "/v1/completions"
 PATH = "/v1/completions"
 HEALTH_PATH = "/health"
+#: llama-cpp-python's server has no /health; a 2xx here means it is serving.
+HEALTH_FALLBACK_PATH = "/v1/models"
 MODELS_PATH = "/v1/models"
+#: Where the backend says which model it serves (the first ``data[].id``) and its context (``max_model_len``).
+INFO_PATHS = ("/v1/models",)
+#: vLLM serves ``/tokenize``, SGLang ``/v1/tokenize``; both answer ``{"count": n, ...}`` for ``{"prompt": ...}``.
+TOKENIZE_PATHS = ("/tokenize", "/v1/tokenize")
 #: The backend leaves stop strings out of its output, so nothing needs trimming.
 INCLUDES_STOP_STRINGS = False
 
 
 def request_body(prompt: str, params: SamplingParams, *, stream: bool, model: str | None = None) -> dict[str, Any]:
-    """``skip_special_tokens: false`` keeps ``<think>``/``<minimax:tool_call>`` if the tokenizer marks them special."""
+    """``skip_special_tokens: false`` keeps ``<think>``/``<minimax:tool_call>`` if the tokenizer marks them special.
+
+    No ``max_tokens`` is sent as ``null``, never left out: left out, vLLM, SGLang and llama-cpp-python stop after
+    16 tokens; ``null`` means "up to the context" on llama.cpp's server, llama-cpp-python and vLLM before the
+    renderer rewrite. Where the backend can count the prompt, the client sends the exact room left instead
+    (:meth:`m2parse.backends.client.BackendClient.output_budget`), which is what current vLLM and SGLang need.
+    """
     body: dict[str, Any] = {"prompt": prompt, "stream": stream}
     if model:
         body["model"] = model
-    for key in ("max_tokens", "temperature", "top_p", "top_k", "seed"):
+    body["max_tokens"] = params.max_tokens
+    for key in ("temperature", "top_p", "top_k", "seed"):
         value = getattr(params, key)
         if value is not None:
             body[key] = value
@@ -47,6 +60,40 @@ def request_body(prompt: str, params: SamplingParams, *, stream: bool, model: st
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def _first_model(info: Any) -> Mapping[str, Any] | None:
+    data = info.get("data") if isinstance(info, Mapping) else None
+    if isinstance(data, list) and data and isinstance(data[0], Mapping):
+        return data[0]
+    return None
+
+
+def served_model(info: Any) -> str | None:
+    """The first model id of a ``/v1/models`` listing."""
+    first = _first_model(info)
+    name = first.get("id") if first is not None else None
+    return name if isinstance(name, str) and name else None
+
+
+def context_length(info: Any) -> int | None:
+    """``max_model_len`` of the first model (vLLM and SGLang list it; llama.cpp does not)."""
+    first = _first_model(info)
+    length = int_or_none(first.get("max_model_len")) if first is not None else None
+    return length if length is not None and length > 0 else None
+
+
+def tokenize_body(prompt: str, model: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"prompt": prompt}
+    if model:
+        body["model"] = model
+    return body
+
+
+def token_count(obj: Any) -> int | None:
+    """``count`` of a vLLM/SGLang ``/tokenize`` answer (llama.cpp's ``/tokenize`` has another shape: None)."""
+    count = int_or_none(obj.get("count")) if isinstance(obj, Mapping) else None
+    return count if count is not None and count >= 0 else None
 
 
 def _usage(obj: Any) -> Usage | None:

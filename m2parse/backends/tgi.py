@@ -34,7 +34,10 @@ NAME = "tgi"
 STREAM_PATH = "/generate_stream"
 PATH = "/generate"
 HEALTH_PATH = "/health"
+HEALTH_FALLBACK_PATH = "/info"
 MODELS_PATH = None
+#: ``{"model_id": ..., "max_total_tokens": ..., ...}``
+INFO_PATHS = ("/info",)
 INCLUDES_STOP_STRINGS = True
 
 __all__ = ["StopTrimmer", "decode_response", "decode_stream_data", "decode_stream_event", "request_body"]
@@ -45,7 +48,10 @@ FINISH_REASONS = {"length": "length", "eos_token": "stop", "stop_sequence": "sto
 def request_body(prompt: str, params: SamplingParams, *, stream: bool, model: str | None = None) -> dict[str, Any]:
     """TGI's ``parameters``. TGI rejects temperature <= 0 and top_p outside (0, 1): temperature 0 becomes greedy
     (``do_sample: false``), top_p >= 1 is left out (it means "off" anyway). ``details`` is needed on ``/generate``
-    for the per-token texts; the stream always has them. ``stream`` only picks the endpoint."""
+    for the per-token texts; the stream always has them. ``stream`` only picks the endpoint.
+
+    No max_tokens is ``max_new_tokens: null``: TGI then allows ``max_total_tokens`` minus the prompt (it
+    generates in rounds of 1024 and requeues). A missing key means the same; ``null`` says it in the request."""
     parameters: dict[str, Any] = {"details": True}
     if params.temperature is not None:
         if params.temperature <= 0:
@@ -56,12 +62,17 @@ def request_body(prompt: str, params: SamplingParams, *, stream: bool, model: st
         parameters["top_p"] = params.top_p
     if params.top_k is not None and params.top_k > 0:
         parameters["top_k"] = params.top_k
-    if params.max_tokens is not None:
-        parameters["max_new_tokens"] = params.max_tokens
+    parameters["max_new_tokens"] = params.max_tokens
     if params.seed is not None:
         parameters["seed"] = params.seed
     parameters["stop"] = stop_strings(params.stop)
     return {"inputs": prompt, "parameters": parameters}
+
+
+def served_model(info: Any) -> str | None:
+    """``/info``'s ``model_id``."""
+    name = get(info, "model_id", None) if info is not None else None
+    return name if isinstance(name, str) and name else None
 
 
 def _usage(details: Any) -> Usage | None:

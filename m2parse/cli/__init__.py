@@ -12,17 +12,32 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .. import __version__
+
 #: verb -> (module under m2parse.cli, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
     "render": ("render_cmd", "render OpenAI-style messages into the exact M2 prompt"),
     "read": ("read_cmd", "read a rendered M2 prompt back into messages and tools"),
     "serve": ("serve_cmd", "run the OpenAI-compatible server in front of a raw-completion backend"),
     "vllm-plugin-path": ("vllm_cmd", "print the path of the vLLM tool/reasoning parser plugin file"),
+    "sglang": ("sglang_cmd", "run `sglang serve` with the m2parse tool-call and reasoning parsers registered"),
 }
 
 
 class UsageError(Exception):
     """A problem with the command line or its input files: one line on stderr, exit code 2."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help (unless the help already says it); epilogs keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or not action.option_strings or action.default in (None, argparse.SUPPRESS):
+            return text
+        if action.default is False:
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         verb, module_name, help_text, prog = "parse", "parse_cmd", "parse raw M2 output", "m2parse"
     module = importlib.import_module(f"{__name__}.{module_name}")
-    parser = argparse.ArgumentParser(prog=prog, description=help_text, epilog=_epilog() if verb == "parse" else None)
+    epilog = _epilog() if verb == "parse" else getattr(module, "EPILOG", None)
+    parser = argparse.ArgumentParser(prog=prog, description=help_text, epilog=epilog, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"m2parse {__version__}")
     module.add_arguments(parser)
     parsed = parser.parse_args(args)
     try:
@@ -51,4 +68,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _epilog() -> str:
-    return "other verbs: " + "; ".join(f"m2parse {v} ({h})" for v, (_, h) in VERBS.items())
+    width = max(len(v) for v in VERBS)
+    return "other verbs:\n" + "\n".join(f"  m2parse {v:<{width}}  {h}" for v, (_, h) in VERBS.items())

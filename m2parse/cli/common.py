@@ -42,12 +42,16 @@ def read_tools(path: str | None) -> list[Any] | None:
         data = data["tools"]
     if not isinstance(data, list):
         raise UsageError(f"{path}: --tools must be a JSON list of tools or an object with a 'tools' list")
-    from ..schema import ToolsError, normalize_tools
+    from ..backends.base import one_line
+    from ..schema import ToolsError, normalize_tools, tool_schema_error
 
     try:
-        normalize_tools(data)
+        specs = normalize_tools(data)
     except ToolsError as exc:
         raise UsageError(f"{path}: {exc}") from None
+    for spec in specs.values():  # a broken schema would otherwise surface as a jsonschema dump per call
+        if (error := tool_schema_error(spec)) is not None:
+            raise UsageError(f"{path}: tool_schema_error: {one_line(error)}")
     return data
 
 

@@ -1,13 +1,41 @@
-"""``m2parse serve``: the OpenAI-compatible chat server in front of a raw-completion backend, on uvicorn."""
+"""``m2parse serve``: the OpenAI-compatible chat server in front of a raw-completion backend, on uvicorn.
+
+Everything that can be wrong with the command line is found before the server starts, and reported in one line
+with exit code 2: an unusable backend URL, a port already in use, a template that does not render.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import logging
 import os
+import socket
+from typing import TYPE_CHECKING, Any
 
-from ..backends import BACKEND_TYPES
+from ..backends import BACKEND_TYPES, check_base_url
 from . import UsageError
+
+if TYPE_CHECKING:
+    from ..server import ServerConfig
+
+DEFAULT_MODEL_NAME = "MiniMax-M2"
+#: top-level modules of the [server] extra (m2parse/server/__init__.py checks the same ones)
+SERVER_EXTRA = ("starlette", "uvicorn", "httpx", "anyio", "httpx_sse")
+#: uvicorn's own listen backlog
+BACKLOG = 2048
+
+EPILOG = """environment:
+  M2PARSE_API_KEY          the --api-key when the flag is not given
+  M2PARSE_BACKEND_API_KEY  the --backend-api-key when the flag is not given
+
+exit codes: 0 stopped normally; 2 a usage error found at startup (bad flag or backend URL, port in use,
+unreadable template), reported in one line; 3 the server failed to start after that.
+Without max_tokens in a request, the backend generates until the model stops or its context is full
+(see docs/server.md, "max_tokens"); --default-max-tokens sets a cap for such requests instead."""
+
+log = logging.getLogger("m2parse.server")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,42 +46,92 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend-type",
         default="openai",
         choices=BACKEND_TYPES,
-        help="openai (= vllm, sglang: /v1/completions), tgi (/generate_stream), llamacpp (native /completion)",
+        help="openai (= vllm, sglang: /v1/completions), tgi (/generate_stream), llamacpp (= llama.cpp: native "
+        "/completion)",
     )
-    parser.add_argument("--backend-model", help="model name sent to an OpenAI-style backend (default: its first model)")
     parser.add_argument(
-        "--backend-api-key", default=os.environ.get("M2PARSE_BACKEND_API_KEY"), help="bearer key for the backend"
+        "--backend-model",
+        metavar="NAME",
+        help="model sent to an OpenAI-style backend (default: the first id of its /v1/models)",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--backend-api-key",
+        metavar="KEY",
+        help="bearer key sent to the backend (default: $M2PARSE_BACKEND_API_KEY, else none)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
     parser.add_argument(
         "--api-key",
-        default=os.environ.get("M2PARSE_API_KEY"),
-        help="require this bearer key from clients (or M2PARSE_API_KEY)",
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on /v1/* (default: $M2PARSE_API_KEY, else no key)",
     )
-    parser.add_argument("--model-name", default="MiniMax-M2", help="the model id served on /v1/models")
-    parser.add_argument("--template", default="MiniMax-M2", help="built-in prompt template variant")
+    parser.add_argument(
+        "--model-name",
+        metavar="NAME",
+        help="the model id /v1/models lists and responses carry (default: the model the backend reports at "
+        f"startup: vLLM/SGLang /v1/models, llama.cpp /props, TGI /info; else {DEFAULT_MODEL_NAME})",
+    )
+    parser.add_argument("--template", default="MiniMax-M2", metavar="NAME", help="built-in prompt template variant")
     parser.add_argument(
         "--chat-template",
         metavar="PATH",
-        help="render with this jinja chat template instead (.jinja, tokenizer_config.json or model folder)",
+        help="render with this jinja chat template instead of --template: a .jinja file, tokenizer_config.json or "
+        "model folder (default: none)",
     )
-    parser.add_argument("--reasoning", choices=("separated", "inline"), default="separated")
     parser.add_argument(
-        "--reasoning-field", choices=("reasoning_content", "reasoning", "both"), default="reasoning_content"
+        "--reasoning", choices=("separated", "inline"), default="separated", help="where reasoning goes"
+    )
+    parser.add_argument(
+        "--reasoning-field",
+        choices=("reasoning_content", "reasoning", "both"),
+        default="reasoning_content",
+        help="name of the reasoning field",
     )
     parser.add_argument("--infer-types", action="store_true", help="read values without a schema as JSON")
-    parser.add_argument("--unknown-tool", choices=("keep", "drop"), default="keep")
-    parser.add_argument("--unknown-parameter", choices=("keep", "drop"), default="keep")
+    parser.add_argument(
+        "--unknown-tool", choices=("keep", "drop"), default="keep", help="calls to tools not in the request"
+    )
+    parser.add_argument(
+        "--unknown-parameter", choices=("keep", "drop"), default="keep", help="parameters not in the tool's schema"
+    )
     parser.add_argument("--no-validate", action="store_true", help="skip JSON-schema validation of arguments")
     parser.add_argument(
         "--recommended-sampling",
         action="store_true",
         help="fill temperature 1.0, top_p 0.95, top_k 20 when a request leaves them out",
     )
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait on the backend per read")
-    parser.add_argument("--connect-timeout", type=float, default=10.0)
-    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    parser.add_argument(
+        "--default-max-tokens",
+        type=int,
+        metavar="N",
+        help="max_tokens for requests that set none (default: none: until the model stops or the context is full)",
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        metavar="N",
+        help="largest request body accepted; larger gets 413 (default: 8388608, 8 MiB)",
+    )
+    parser.add_argument(
+        "--allowed-origins",
+        metavar="ORIGINS",
+        help="comma-separated browser origins allowed besides localhost/127.0.0.1/[::1]: exact origins, "
+        "patterns like 'chrome-extension://*', or '*' for any (default: none)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds the backend may stay silent (between streamed reads, or for a whole non-streaming reply)",
+    )
+    parser.add_argument(
+        "--connect-timeout", type=float, default=10.0, metavar="S", help="seconds to connect to the backend"
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"), help="log level"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +141,11 @@ def run(args: argparse.Namespace) -> int:
         from ..server import ServerConfig, create_app
         from ..server.config import RECOMMENDED_DEFAULTS
     except ImportError as exc:
-        raise UsageError(f"the server needs the [server] extra (pip install 'm2parse[server]'): {exc}") from None
+        if (exc.name or "").split(".")[0] not in SERVER_EXTRA:
+            raise  # a bug, not a missing extra: keep the traceback
+        raise UsageError(
+            f"the server needs the [server] extra (from a clone: pip install '.[server]'): {exc}"
+        ) from None
     if args.chat_template is None:
         from ..templates import get_variant
 
@@ -71,16 +153,26 @@ def run(args: argparse.Namespace) -> int:
             get_variant(args.template)
         except ValueError as exc:
             raise UsageError(f"--template: {exc}") from None
+    try:
+        check_base_url(args.backend)
+    except ValueError as exc:
+        raise UsageError(f"--backend: {exc}") from None
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port")
+    for flag, value in (
+        ("--default-max-tokens", args.default_max_tokens),
+        ("--max-request-bytes", args.max_request_bytes),
+    ):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value} must be a positive integer")
     try:
         config = ServerConfig(
             backend_url=args.backend,
             backend_type=args.backend_type,
             backend_model=args.backend_model,
-            backend_api_key=args.backend_api_key,
-            api_key=args.api_key,
-            model_name=args.model_name,
+            backend_api_key=_from_env(args.backend_api_key, "M2PARSE_BACKEND_API_KEY"),
+            api_key=_from_env(args.api_key, "M2PARSE_API_KEY"),
+            model_name=args.model_name or DEFAULT_MODEL_NAME,
             template=args.template,
             chat_template=_chat_template(args.chat_template),
             reasoning=args.reasoning,
@@ -92,13 +184,112 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             connect_timeout=args.connect_timeout,
             default_sampling=RECOMMENDED_DEFAULTS if args.recommended_sampling else (),
+            default_max_tokens=args.default_max_tokens,
+            **_optional_fields(args),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))  # not one line per request
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
-    return 0
+    sockets = listen(args.host, args.port)
+    try:
+        if args.model_name is None:
+            config = dataclasses.replace(config, model_name=_reported_model(config))
+        where = ", ".join(_url(sock) for sock in sockets)
+        log.info(
+            "serving %s on %s in front of %s (%s)", config.model_name, where, config.backend_url, config.backend_type
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(config), log_level=args.log_level, access_log=False, lifespan="on")
+        )
+        server.run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+    return 0 if server.started else 3
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address ``host`` resolves to (``localhost``: 127.0.0.1 and ::1, as uvicorn
+    binds them), made here so that a port in use is one clear line, not uvicorn's multi-line log and exit 3.
+    Handed to uvicorn as they are, so nothing can take the port in between."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise UsageError(f"--host {host}: cannot resolve it ({reason})") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            if sockets and port == 0:  # one port for every address, the one the first bind picked
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does; a live listener still wins
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # "::" and "0.0.0.0" apart, as asyncio
+            sock.bind(address)
+            sock.listen(BACKLOG)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"--port {port}: {host}:{port} is already in use") from None
+        raise UsageError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from None
+    return sockets
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
+
+
+def _reported_model(config: ServerConfig) -> str:
+    """The model the backend reports (asked once, at startup), else the default, saying so in the log."""
+    import asyncio
+
+    import httpx
+
+    from ..backends import get_protocol
+    from ..backends.client import BackendClient  # needs httpx: imported only once the [server] extra is known
+
+    if config.backend_model:
+        return config.backend_model
+
+    async def ask() -> str | None:
+        timeout = httpx.Timeout(min(5.0, config.timeout), connect=min(5.0, config.connect_timeout))
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
+            client = BackendClient(
+                get_protocol(config.backend_type), config.backend_url, http, api_key=config.backend_api_key
+            )
+            return await client.served_model()
+
+    name = asyncio.run(ask())
+    if name is None:
+        log.warning(
+            "the backend did not report its model (not up yet, or it does not say); serving as %r (--model-name "
+            "sets it)",
+            DEFAULT_MODEL_NAME,
+        )
+        return DEFAULT_MODEL_NAME
+    return name
+
+
+def _from_env(value: str | None, variable: str) -> str | None:
+    """The flag's value, else the environment variable's (an empty variable counts as unset)."""
+    if value is not None:
+        return value
+    return os.environ.get(variable) or None
+
+
+def _optional_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """Config fields whose default is the config's own: passed only when their flag is given."""
+    out: dict[str, Any] = {}
+    if args.max_request_bytes is not None:
+        out["max_request_bytes"] = args.max_request_bytes
+    if args.allowed_origins is not None:
+        out["allowed_origins"] = tuple(o.strip() for o in args.allowed_origins.split(",") if o.strip())
+    return out
 
 
 def _chat_template(path: str | None) -> str | None:
