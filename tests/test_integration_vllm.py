@@ -55,6 +55,8 @@ def openai_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | N
 
 
 def chat_request(fx: Fixture, stream: bool = True, **extra: Any) -> Any:
+    if fx.options.get("tool_calls") is False:  # parse()'s tool_calls=False is what tool_choice "none" gives
+        extra.setdefault("tool_choice", "none")
     return ChatCompletionRequest(
         model="MiniMaxAI/MiniMax-M2",
         messages=[{"role": "user", "content": "hi"}],
@@ -120,8 +122,15 @@ class Reassembled:
         return self.content, self.reasoning, [(c["name"], c["arguments"]) for _, c in sorted(self.calls.items())]
 
 
+def plugin_reference(fx: Fixture) -> Any:
+    """``parse()`` as the plugin in vLLM gives it: for a request without tools vLLM runs no tool parser, so call
+    markup stays in the content verbatim, which is ``parse(..., tool_calls=False)``."""
+    options = fx.options if fx.tools else {**fx.options, "tool_calls": False}
+    return parse(fx.text, fx.tools, **options)
+
+
 def expected(fx: Fixture) -> tuple[str, str, list[tuple[str, str]]]:
-    ref = parse(fx.text, fx.tools, **fx.options)
+    ref = plugin_reference(fx)
     return ref.content, ref.reasoning_content or "", [(c.name, c.arguments_json) for c in ref.tool_calls]
 
 
@@ -221,7 +230,7 @@ def test_non_streaming_parse_equals_parse(fx: Fixture) -> None:
     parser = parser_cls(tok, request.tools, chat_template_kwargs={}, model_config=None)
     parser.set_prompt_token_ids(prompt_ids(tok, fx))
     reasoning, content, calls = parser.parse(fx.text, request, enable_auto_tools=True)
-    ref = parse(fx.text, fx.tools, **fx.options)
+    ref = plugin_reference(fx)
     assert reasoning == ref.reasoning_content
     assert (content or "") == ref.content
     assert [(c.name, c.arguments) for c in calls or []] == [(c.name, c.arguments_json) for c in ref.tool_calls]
@@ -249,11 +258,14 @@ def test_reasoning_parser_alone_leaves_the_rest_to_vllm() -> None:
     assert not out.calls
 
 
-def test_tool_choice_none_returns_no_calls() -> None:
+def test_tool_choice_none_keeps_the_call_as_text() -> None:
+    """vLLM drops the tool_calls a parser returns for tool_choice "none"; the call must stay in the content
+    (as m2parse serve does), not vanish."""
     fx = load_fixture("weather_basic")
     got = serve_stream(fx, tiny_tokenizer("special"), tool_choice="none")
-    ref = parse(fx.text, fx.tools)
+    ref = parse(fx.text, fx.tools, tool_calls=False)
     assert (got.content, got.reasoning, got.calls) == (ref.content, ref.reasoning_content, {})
+    assert TOOL_CALL_OPEN in got.content
 
 
 def test_parallel_tool_calls_false_keeps_the_first_call() -> None:

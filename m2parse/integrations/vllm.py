@@ -213,14 +213,18 @@ class ReasoningFront:
         return _reasoning_text(self.parser.finish()), ""
 
 
-def content_parser(tools: Iterable[Mapping[str, Any]] | None, *, inline: bool) -> StreamParser:
-    """The machine for what follows the reasoning: it starts just after a ``</think>`` it did not see."""
+def content_parser(
+    tools: Iterable[Mapping[str, Any]] | None, *, inline: bool, tool_calls: bool = True
+) -> StreamParser:
+    """The machine for what follows the reasoning: it starts just after a ``</think>`` it did not see.
+    ``tool_calls=False`` (``tool_choice: "none"``) keeps any call markup in the content, as text."""
     mode = "inline" if inline else "separated"
+    options: dict[str, Any] = {"reasoning": mode, "tool_calls": tool_calls, "id_factory": make_tool_call_id}
     try:
-        parser = StreamParser(tools, reasoning=mode, id_factory=make_tool_call_id)
+        parser = StreamParser(tools, **options)
     except ToolsError as exc:  # vLLM validated the request already; never fail a generation over it
         logger.warning("m2parse: ignoring the request's tools (%s); tool calls are parsed without schemas", exc)
-        parser = StreamParser(None, reasoning=mode, id_factory=make_tool_call_id)
+        parser = StreamParser(None, **options)
     if not inline:
         parser.feed(THINK_CLOSE)
     return parser
@@ -383,7 +387,10 @@ class M2ParseToolParser(ToolParser):
 
     def _new_parser(self, request: Any = None) -> StreamParser:
         tools = _tool_dicts(self.tools) or _tool_dicts(getattr(request, "tools", None))
-        return content_parser(tools, inline=self.skip_reasoning_parsing)
+        # tool_choice "none": vLLM still runs this parser (it is engine-based) and then drops whatever tool_calls
+        # it returns, so a call must stay in the content as text or it would be lost (as m2parse serve does).
+        calls = getattr(request, "tool_choice", None) != "none"
+        return content_parser(tools, inline=self.skip_reasoning_parsing, tool_calls=calls)
 
     def extract_tool_calls(self, model_output: str, request: Any) -> ExtractedToolCallInformation:
         parser = self._new_parser(request)
