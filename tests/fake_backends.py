@@ -46,7 +46,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qs, unquote
 
 REPO = Path(__file__).resolve().parent.parent
@@ -639,23 +639,12 @@ def reset(url: str) -> None:
 # ---------------------------------------------------------------------------------------------- m2parse server
 
 
-def start_m2parse(
-    backend_url: str, backend_type: str, *extra: str, port: int | None = None
-) -> tuple[str, Callable[[], None]]:
-    """Run ``python -m m2parse serve`` as a real uvicorn process on 127.0.0.1; returns ``(base_url, stop)``."""
-    port = port or free_port()
-    args = [sys.executable, "-m", "m2parse", "serve", "--backend", backend_url, "--backend-type", backend_type]
-    args += ["--host", "127.0.0.1", "--port", str(port), *extra]
+def _spawn_server(args: list[str], port: int, log: IO[str] | None) -> tuple[str, Callable[[], None]]:
+    """Run ``args`` (a server on 127.0.0.1:``port``), wait until its /v1/models answers; returns ``(url, stop)``,
+    ``stop.process`` being the process. ``log`` (None: inherit the test's output) is closed by ``stop``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    log = open(os.devnull, "w") if not os.environ.get("M2PARSE_TEST_SERVER_LOG") else None  # noqa: SIM115
     proc = subprocess.Popen(args, stdout=log, stderr=log, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url + "/v1/models", proc=proc)
-    except (OSError, RuntimeError):
-        proc.kill()
-        proc.wait()
-        raise
 
     def stop() -> None:
         proc.terminate()
@@ -667,8 +656,24 @@ def start_m2parse(
         if log is not None:
             log.close()
 
+    try:
+        wait_until_up(url + "/v1/models", proc=proc)
+    except (OSError, RuntimeError):
+        stop()
+        raise
     stop.process = proc  # type: ignore[attr-defined]
     return url, stop
+
+
+def start_m2parse(
+    backend_url: str, backend_type: str, *extra: str, port: int | None = None
+) -> tuple[str, Callable[[], None]]:
+    """Run ``python -m m2parse serve`` as a real uvicorn process on 127.0.0.1; returns ``(base_url, stop)``."""
+    port = port or free_port()
+    args = [sys.executable, "-m", "m2parse", "serve", "--backend", backend_url, "--backend-type", backend_type]
+    args += ["--host", "127.0.0.1", "--port", str(port), *extra]
+    log = open(os.devnull, "w") if not os.environ.get("M2PARSE_TEST_SERVER_LOG") else None  # noqa: SIM115
+    return _spawn_server(args, port, log)
 
 
 _APP_RUNNER = """
@@ -685,28 +690,7 @@ def start_app(log_path: str | None = None, **config: Any) -> tuple[str, Callable
     the command line does not have); its log goes to ``log_path`` when given. Returns ``(base_url, stop)``."""
     port = free_port()
     args = [sys.executable, "-c", _APP_RUNNER, json.dumps(config), str(port)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    log = open(log_path or os.devnull, "w")  # noqa: SIM115
-    proc = subprocess.Popen(args, stdout=log, stderr=log, env=env, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url + "/v1/models", proc=proc)
-    except (OSError, RuntimeError):
-        proc.kill()
-        proc.wait()
-        log.close()
-        raise
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-    return url, stop
+    return _spawn_server(args, port, open(log_path or os.devnull, "w"))
 
 
 @contextlib.contextmanager
