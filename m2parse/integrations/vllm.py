@@ -26,7 +26,6 @@ into the text (:func:`restore_markers`).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
@@ -47,6 +46,7 @@ from ..events import ContentDelta, Event, ReasoningDelta, ToolCallArgumentsDelta
 from ..format import THINK_CLOSE, THINK_OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, TURN_MARKERS
 from ..parser import StreamParser
 from ..schema import ToolsError
+from .reasoning_split import ReasoningSplit
 
 __all__ = ["PARSER_NAME", "M2ParseReasoningParser", "M2ParseToolParser", "restore_markers"]
 
@@ -56,11 +56,6 @@ logger = logging.getLogger(__name__)
 
 #: Every marker M2 writes as one token; any of them may reach us as an id without text.
 MARKERS = (THINK_OPEN, THINK_CLOSE, TOOL_CALL_OPEN, TOOL_CALL_CLOSE, *TURN_MARKERS)
-#: What ends the reasoning in the raw text (m2parse's rule 1), and the turn markers, which end everything.
-_REASONING_STOPS = (THINK_CLOSE, TOOL_CALL_OPEN, *TURN_MARKERS)
-#: A stop split across deltas is found by searching this much of the previous text again.
-_STOP_TAIL = max(len(stop) for stop in _REASONING_STOPS) - 1
-_NOT_SPACE = re.compile(r"\S")
 
 
 # ---------------------------------------------------------------------------------------------- token ids
@@ -154,63 +149,7 @@ def _last_think_tag(token_ids: Sequence[int], markers: Mapping[int, str]) -> str
     return None
 
 
-# ---------------------------------------------------------------------------------------------- the split
-
-
-class ReasoningFront:
-    """The reasoning part of one output: m2parse's reasoning, and the raw text after it for the tool parser.
-
-    The reasoning ends where m2parse ends it, at the first ``</think>`` or ``<minimax:tool_call>``; a turn marker
-    ends the whole output. ``starts_in_reasoning`` is m2parse's option: when False (the prompt opened no
-    reasoning) only a leading ``<think>`` opens one, and an output that does not start with it is handed on whole.
-    """
-
-    def __init__(self, starts_in_reasoning: bool = True) -> None:
-        self.parser = StreamParser(starts_in_reasoning=starts_in_reasoning)
-        self.handed_off = False
-        self.turn_ended = False
-        self._tail = ""
-        self._lead: str | None = None if starts_in_reasoning else ""
-
-    def feed(self, text: str) -> tuple[str, str | None]:
-        """(reasoning text, or "", and the raw text to hand on once the reasoning has ended, else None)."""
-        if self.handed_off or self.turn_ended or not text:
-            return "", None
-        if self._lead is not None:
-            lead = self._lead + text
-            m = _NOT_SPACE.search(lead)
-            rest = lead[m.start() :] if m else ""
-            if m is None or (len(rest) < len(THINK_OPEN) and THINK_OPEN.startswith(rest)):
-                self._lead = lead
-                return "", None
-            self._lead = None
-            if not rest.startswith(THINK_OPEN):
-                self.handed_off = True
-                return "", lead
-            text = lead
-        window = self._tail + text
-        hit = min(((i, stop) for stop in _REASONING_STOPS if (i := window.find(stop)) >= 0), default=None)
-        if hit is None:
-            self._tail = window[-_STOP_TAIL:]
-            return _reasoning_text(self.parser.feed(text)), None
-        at, stop = hit
-        cut = at + len(stop) - len(self._tail)
-        reasoning = _reasoning_text(self.parser.feed(text[:cut]))
-        if stop in TURN_MARKERS:
-            self.turn_ended = True
-            return reasoning, None
-        self.handed_off = True
-        return reasoning, (TOOL_CALL_OPEN if stop == TOOL_CALL_OPEN else "") + text[cut:]
-
-    def finish(self) -> tuple[str, str]:
-        """At the end of an output whose reasoning never ended: (the rest of the reasoning, content)."""
-        if self.handed_off:
-            return "", ""
-        if self._lead is not None:  # nothing but whitespace came: the machine decides what it is
-            events = self.parser.feed(self._lead) + self.parser.finish()
-            self._lead = None
-            return "", "".join(e.text for e in events if isinstance(e, ContentDelta))
-        return _reasoning_text(self.parser.finish()), ""
+# ---------------------------------------------------------------------------------------------- after the reasoning
 
 
 def content_parser(
@@ -228,10 +167,6 @@ def content_parser(
     if not inline:
         parser.feed(THINK_CLOSE)
     return parser
-
-
-def _reasoning_text(events: list[Event]) -> str:
-    return "".join(e.text for e in events if isinstance(e, ReasoningDelta))
 
 
 def events_to_delta(events: list[Event]) -> DeltaMessage | None:
@@ -286,7 +221,7 @@ class M2ParseReasoningParser(ReasoningParser):
         self._decode = _decoder(tokenizer)
         self._strippable = strippable_markers(self._markers, self._decode)
         self._starts_in_reasoning = True
-        self._front: ReasoningFront | None = None
+        self._front: ReasoningSplit | None = None
 
     @property
     def reasoning_start_str(self) -> str:
@@ -329,7 +264,7 @@ class M2ParseReasoningParser(ReasoningParser):
         return len(token_ids)
 
     def extract_reasoning(self, model_output: str, request: Any) -> tuple[str | None, str | None]:
-        front = ReasoningFront(self._starts_in_reasoning)
+        front = ReasoningSplit(starts_in_reasoning=self._starts_in_reasoning)
         _, handoff = front.feed(model_output)
         _, content = front.finish()
         return front.parser.result.reasoning_content, (handoff if handoff is not None else content) or None
@@ -344,7 +279,7 @@ class M2ParseReasoningParser(ReasoningParser):
         delta_token_ids: Sequence[int],
     ) -> DeltaMessage | None:
         if self._front is None:
-            self._front = ReasoningFront(self._starts_in_reasoning)
+            self._front = ReasoningSplit(starts_in_reasoning=self._starts_in_reasoning)
         text = restore_markers(delta_text, delta_token_ids, self._strippable, self._decode)
         reasoning, handoff = self._front.feed(text)
         if not reasoning and not handoff:

@@ -188,7 +188,9 @@ class M2ParseReasoningDetector(BaseReasoningFormatDetector):
         # SGLang's scheduler reads think_end_token to find where a grammar may start.
         super().__init__(THINK_OPEN, THINK_CLOSE, force_reasoning=True, stream_reasoning=stream_reasoning)
         self.tool_call_parser_active = tool_call_parser_active
-        self._split = ReasoningSplit(mark_close=tool_call_parser_active, stream_reasoning=stream_reasoning)
+        self._split = ReasoningSplit(
+            mark_close=tool_call_parser_active, stream_reasoning=stream_reasoning, pass_through=True
+        )
 
     def detect_and_parse(self, text: str) -> ReasoningResult:
         reasoning, rest = split_whole(text, mark_close=self.tool_call_parser_active)
@@ -201,7 +203,7 @@ class M2ParseReasoningDetector(BaseReasoningFormatDetector):
 
     def finish(self) -> ReasoningResult:
         self._in_reasoning = False
-        return ReasoningResult(reasoning_text=self._split.finish())
+        return ReasoningResult(reasoning_text=self._split.finish()[0])
 
 
 class M2ParseAppendThinkDetector(BaseReasoningFormatDetector):
