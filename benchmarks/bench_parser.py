@@ -19,6 +19,10 @@ Then the issue-9 targets, each a ratio measured in the same run:
 - ``long argument``: µs per 4-character delta while streaming a long string argument (target ≤ 1.5 µs);
 - ``peak``: tracemalloc peak while streaming a 10 MB string argument in 4-character deltas, as a multiple of the
   input (target ≤ 4; the deltas are cut before tracing starts, so only the parser's own memory counts).
+
+Last, the MiniMax-M3 rows (``format="m3"``): the same output (same reasoning, content, calls and values) written
+in M3's markup, through the same modes, plus the M3/M2 time ratio per mode on that same output and one M3 output
+with nested object/array arguments (typed by the XML value builder).
 """
 
 from __future__ import annotations
@@ -104,15 +108,20 @@ def _code(rng: random.Random, size: int) -> str:
     return "\n".join(out)
 
 
-def make_output(size: int, seed: int = 0) -> str:
-    """A realistic output of about ``size`` characters: 25% reasoning, 15% content, 60% tool calls with code."""
+def _output_parts(size: int, seed: int) -> tuple[str, str, list[str]]:
+    """The reasoning, content and write_file code of a realistic output (one draw, written in either format)."""
     rng = random.Random(seed)
     reasoning = _prose(rng, size // 4)
     content = _prose(rng, size * 15 // 100)
     n_calls = max(1, size // 20_000)
+    return reasoning, content, [_code(rng, size * 60 // 100 // n_calls) for _ in range(n_calls)]
+
+
+def make_output(size: int, seed: int = 0) -> str:
+    """A realistic output of about ``size`` characters: 25% reasoning, 15% content, 60% tool calls with code."""
+    reasoning, content, codes = _output_parts(size, seed)
     calls = []
-    for i in range(n_calls):
-        code = _code(rng, size * 60 // 100 // n_calls)
+    for i, code in enumerate(codes):
         calls.append(
             f'<invoke name="write_file">\n<parameter name="path">src/module_{i}.py</parameter>\n'
             f'<parameter name="content">{code}</parameter>\n<parameter name="mode">420</parameter>\n</invoke>\n'
@@ -141,9 +150,9 @@ def best_time(run: Callable[[], object], *, repeats: int, budget: float) -> floa
     return best
 
 
-def streamer(deltas: list[str]) -> Callable[[], object]:
+def streamer(deltas: list[str], tools: list[dict] = TOOLS, **options: object) -> Callable[[], object]:
     def run() -> object:
-        parser = StreamParser(TOOLS, validate=False)
+        parser = StreamParser(tools, validate=False, **options)  # type: ignore[arg-type]
         feed = parser.feed
         for delta in deltas:
             feed(delta)
@@ -254,6 +263,16 @@ def targets(size: int, peak_size: int, repeats: int, budget: float) -> None:
     )
 
 
+def print_linearity(
+    heading: str, per_byte: dict[tuple[str, int], float], sizes: list[int], modes: list[tuple[str, int]]
+) -> None:
+    """Per mode, time per byte at the largest size over the smallest: about 1 when the cost is linear."""
+    small, large = sizes[0], sizes[-1]
+    print(f"{heading}, {large // 1000} KB vs {small // 1000} KB (linear ≈ 1):")
+    for mode, _ in modes:
+        print(f"  {mode:>9}: {per_byte[mode, large] / per_byte[mode, small]:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, one timing each: a smoke run")
@@ -294,12 +313,119 @@ def main(argv: list[str] | None = None) -> int:
             per_byte[mode, size] = t / n_bytes
             row = [str(n_bytes), mode, f"{t:.4f}", f"{n_bytes / t / 1e6:.2f}", *cols]
             print(" ".join(f"{c:>{WIDTH}}" for c in row))
-    small, large = sizes[0], sizes[-1]
-    print(f"\ntime per byte, {large // 1000} KB vs {small // 1000} KB (linear ≈ 1):")
-    for mode, _ in modes:
-        print(f"  {mode:>9}: {per_byte[mode, large] / per_byte[mode, small]:.2f}")
+    print_linearity("\ntime per byte", per_byte, sizes, modes)
     targets(sizes[-1], 1_000_000 if args.quick else 10_000_000, repeats, budget)
+    m3_rows(sizes, modes, repeats, budget)
     return 0
+
+
+NS = "]<]minimax[>["
+M3_TOOLS = [
+    *TOOLS,
+    {
+        "type": "function",
+        "function": {
+            "name": "configure",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "settings": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+                            "rules": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {"match": {"type": "string"}, "weight": {"type": "number"}},
+                                },
+                            },
+                        },
+                    }
+                },
+            },
+        },
+    },
+]
+
+
+def _m3_el(name: str, inner: str) -> str:
+    return f"{NS}<{name}>{inner}{NS}</{name}>"
+
+
+def make_m3_output(size: int, seed: int = 0) -> str:
+    """make_output's text (same reasoning, content, calls and values) in M3's markup (thinking enabled)."""
+    reasoning, content, codes = _output_parts(size, seed)
+    calls = []
+    for i, code in enumerate(codes):
+        calls.append(
+            f'{NS}<invoke name="write_file">{_m3_el("path", f"src/module_{i}.py")}{_m3_el("content", code)}'
+            f"{_m3_el('mode', '420')}{NS}</invoke>\n"
+        )
+    calls.append(f'{NS}<invoke name="run">{_m3_el("cmd", "pytest -q")}{_m3_el("timeout", "60.5")}{NS}</invoke>\n')
+    return f"{reasoning}</mm:think>{content}{NS}<tool_call>\n{''.join(calls)}{NS}</tool_call>"
+
+
+def make_m3_nested(size: int, seed: int = 0) -> str:
+    """An M3 output whose arguments are nested objects and arrays of objects (the XML value path)."""
+    rng = random.Random(seed)
+    calls = []
+    n = 0
+    while n < size:
+        rules = "".join(
+            _m3_el("item", _m3_el("match", rng.choice(WORDS)) + _m3_el("weight", f"{rng.random():.3f}"))
+            for _ in range(20)
+        )
+        limits = "".join(_m3_el(f"k{j}", str(rng.randint(0, 999))) for j in range(10))
+        settings = _m3_el("name", rng.choice(WORDS)) + _m3_el("limits", limits) + _m3_el("rules", rules)
+        calls.append(f'{NS}<invoke name="configure">{_m3_el("settings", settings)}{NS}</invoke>\n')
+        n += len(calls[-1])
+    return f"Configure.</mm:think>{NS}<tool_call>\n{''.join(calls)}{NS}</tool_call>"
+
+
+def m3_rows(sizes: list[int], modes: list[tuple[str, int]], repeats: int, budget: float) -> None:
+    """The M3 table, and M3/M2 time on the same output written in each format."""
+    m3 = {"format": "m3", "thinking_mode": "enabled"}
+    print("\nMiniMax-M3 (format='m3', thinking_mode='enabled'), same outputs in M3 markup:")
+    print(" ".join(f"{h:>{WIDTH}}" for h in ["bytes", "mode", "best s", "MB/s", "µs/delta", "×M2"]))
+    per_byte: dict[tuple[str, int], float] = {}
+    for size in sizes:
+        text, m2_text = make_m3_output(size), make_output(size)
+        n_bytes = len(text.encode("utf-8"))
+        for mode, step in modes:
+            if step <= 0:
+                validate = step < 0
+
+                def run(text: str = text, validate: bool = validate) -> object:
+                    return parse(text, M3_TOOLS, validate=validate, **m3)  # type: ignore[arg-type]
+
+                def run_m2(text: str = m2_text, validate: bool = validate) -> object:
+                    return parse(text, TOOLS, validate=validate)
+
+                per = "-"
+            else:
+                deltas = [text[i : i + step] for i in range(0, len(text), step)]
+                m2_deltas = [m2_text[i : i + step] for i in range(0, len(m2_text), step)]
+                run, run_m2 = streamer(deltas, **m3), streamer(m2_deltas)
+            t = best_time(run, repeats=repeats, budget=budget)
+            t_m2 = best_time(run_m2, repeats=repeats, budget=budget)
+            if step > 0:
+                per = f"{t / len(deltas) * 1e6:.2f}"
+            per_byte[mode, size] = t / n_bytes
+            m2_bytes = len(m2_text.encode("utf-8"))
+            ratio = (t / n_bytes) / (t_m2 / m2_bytes)
+            row = [str(n_bytes), mode, f"{t:.4f}", f"{n_bytes / t / 1e6:.2f}", per, f"{ratio:.2f}"]
+            print(" ".join(f"{c:>{WIDTH}}" for c in row))
+    print_linearity("M3 time per byte", per_byte, sizes, modes)
+    nested = make_m3_nested(sizes[-1])
+    t = best_time(lambda: parse(nested, M3_TOOLS, validate=False, **m3), repeats=repeats, budget=budget)  # type: ignore[arg-type]
+    deltas = [nested[i : i + 4] for i in range(0, len(nested), 4)]
+    t4 = best_time(streamer(deltas, M3_TOOLS, **m3), repeats=repeats, budget=budget)
+    print(
+        f"M3 nested object/array arguments, {len(nested) // 1000} KB: parse {len(nested) / t / 1e6:.2f} MB/s,"
+        f" 4-char deltas {t4 / len(deltas) * 1e6:.2f} µs/delta"
+    )
 
 
 if __name__ == "__main__":

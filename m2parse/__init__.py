@@ -11,6 +11,7 @@ from .events import (
     ToolCallEnd,
     ToolCallStart,
 )
+from .formats import OutputFormat, get_format
 from .message import ParsedMessage, ToolCall
 from .openai_deltas import event_to_delta
 from .parser import StreamParser, parse, sequential_ids
@@ -25,6 +26,7 @@ __all__ = [
     "ContentDelta",
     "Event",
     "M2ParseError",
+    "OutputFormat",
     "ParsedMessage",
     "Problem",
     "ProblemFound",
@@ -41,6 +43,7 @@ __all__ = [
     "ToolsError",
     "__version__",
     "event_to_delta",
+    "get_format",
     "normalize_tools",
     "parse",
     "read_prompt",

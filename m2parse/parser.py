@@ -1,4 +1,8 @@
-"""The incremental MiniMax-M2 output parser: one state machine for streaming and for ``parse()``.
+"""The incremental MiniMax output parser: one state machine for streaming and for ``parse()``, for every format.
+
+The machine names no tag: it reads a format description (m2parse.formats: M2, M3), whose tag sets, needles and
+regexes formats/tables.py compiles once per description. M2 writes values as raw text inside ``<parameter>``;
+M3 as namespaced nested elements, typed and streamed by formats/xml_values.py, which this machine feeds.
 
 Linear time on every input: each delta is appended to a small held tail and scanned once from where the last
 scan stopped. Long stretches are searched with C-level ``str.find`` per needle, and every needle's next hit is
@@ -29,17 +33,10 @@ from .events import (
     ToolCallEnd,
     ToolCallStart,
 )
-from .format import (
-    INVOKE_CLOSE,
-    INVOKE_TAG,
-    PARAMETER_CLOSE,
-    PARAMETER_TAG,
-    THINK_CLOSE,
-    THINK_OPEN,
-    TOOL_CALL_CLOSE,
-    TOOL_CALL_OPEN,
-    TURN_MARKERS,
-)
+from .formats import M2, OutputFormat, get_format
+from .formats import tables as T
+from .formats.xml_values import MAX_DEPTH as _XML_DEPTH
+from .formats.xml_values import XmlValueBuilder
 from .message import ParsedMessage, ToolCall
 from .problems import M2ParseError, Problem
 from .schema import (
@@ -54,38 +51,28 @@ from .schema import (
 ReasoningMode = Literal["separated", "inline"]
 Policy = Literal["keep", "drop", "error"]
 
-#: An open tag (<invoke …>, <parameter …>) whose ">" does not come within this many characters of its "<" is
-#: not a tag (whole or streamed alike): the opener comes back as content and what follows is stray text.
+#: An open tag (<invoke …>, <parameter …>, an M3 element) whose ">" does not come within this many characters of
+#: its "<" is not a tag (whole or streamed alike): the opener comes back as content and what follows is stray text.
 MAX_TAG_LENGTH = 4096
-#: A </parameter> followed by more whitespace than this closes the value whatever comes next.
-MAX_CLOSE_WHITESPACE = 64
 
 # Parser states.
 _START, _REASONING, _CONTENT, _BLOCK, _INVOKE, _VALUE, _DONE = range(7)
 
-# Actions a fixed tag triggers in a text state. _A_TEXT: a tag that means nothing in this state (plain text).
-_A_THINK_CLOSE, _A_BLOCK_OPEN, _A_LITERAL_TAG, _A_TURN, _A_PARAM_CLOSE, _A_VALUE_CUT, _A_STRAY_CLOSE, _A_TEXT = range(8)
+# Actions a fixed tag triggers (formats/tables.py compiles the tag sets from the format description).
+_A_THINK_CLOSE, _A_BLOCK_OPEN, _A_LITERAL_TAG, _A_TURN, _A_PARAM_CLOSE, _A_VALUE_CUT, _A_STRAY_CLOSE, _A_TEXT = (
+    T.A_THINK_CLOSE,
+    T.A_BLOCK_OPEN,
+    T.A_LITERAL_TAG,
+    T.A_TURN,
+    T.A_PARAM_CLOSE,
+    T.A_VALUE_CUT,
+    T.A_STRAY_CLOSE,
+    T.A_TEXT,
+)
 # Decisions on a </parameter> candidate.
 _CLOSE, _LITERAL_CLOSE, _UNDECIDED = range(3)
 
-_INVOKE_OPEN = "<" + INVOKE_TAG
-_PARAMETER_OPEN = "<" + PARAMETER_TAG
-#: Where stray text in a tool-call block may end: a tag or turn marker of the block or the invoke. Wider than the
-#: state needs is fine (the tag is then read as stray text again), narrower would not be.
-_MARKUP_START = re.compile(
-    "|".join(
-        [
-            re.escape(TOOL_CALL_CLOSE),
-            re.escape(INVOKE_CLOSE),
-            re.escape(_INVOKE_OPEN) + r"[\s>/]",
-            re.escape(_PARAMETER_OPEN) + r"[\s>/]",
-            *(re.escape(marker) for marker in TURN_MARKERS),
-        ]
-    )
-)
-_BLOCK_MARKUP = (TOOL_CALL_CLOSE, _INVOKE_OPEN)  # what a partial tag between invokes may become
-_INVOKE_MARKUP = (TOOL_CALL_CLOSE, _INVOKE_OPEN, INVOKE_CLOSE, _PARAMETER_OPEN)  # … between parameters
-_CANDIDATE = re.compile(r"[<\]\[]")
+_CANDIDATE = T.CANDIDATE
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 #: Characters that are in every tag or marker ('<', '~'), need JSON escaping, or take part in newline trimming.
 #: A string-value delta without any of them (and not ending in a marker's head), arriving while nothing is
@@ -95,43 +82,10 @@ _TAG_START_CHARS = frozenset("<[]")
 #: One-character deltas that the string-value hot path leaves to the general path (_SPECIAL, and marker heads).
 _ONE_CHAR_SPECIAL = frozenset('<~"\\[]') | frozenset(map(chr, range(32)))
 _MAYBE_TAG = re.compile(r"[<~]")
-#: In a value, a tag can only start at '<' followed by '/' or 'p' (or by the end of the delta), or at a '~'.
-_VALUE_TAG_HEAD = re.compile(rf"~|<(?:[/{PARAMETER_TAG[0]}]|\Z)")
-assert all(tag[1] in ("/", PARAMETER_TAG[0]) for tag in (PARAMETER_CLOSE, INVOKE_CLOSE, TOOL_CALL_CLOSE))
 _NOT_SPACE = re.compile(r"\S")
 _NOT_NEWLINE = re.compile(r"[^\n]")
+MAX_CLOSE_WHITESPACE = T.MAX_CLOSE_WHITESPACE
 _CLOSE_SPACE = re.compile(rf"\s{{0,{MAX_CLOSE_WHITESPACE + 1}}}")
-#: What may follow a </parameter> (after optional whitespace) for it to close the value.
-_CLOSE_FOLLOWERS = (_PARAMETER_OPEN, INVOKE_CLOSE, _INVOKE_OPEN, TOOL_CALL_CLOSE, *TURN_MARKERS)
-_LONGEST_FOLLOWER = max(map(len, _CLOSE_FOLLOWERS))
-#: A value missing its </parameter> ends where the next parameter opens. The whitespace is bounded so that a
-#: possible partial match at the end of the buffer is bounded too (the hold-back window stays constant).
-_PARAM_OPEN_START = r"<parameter[ \t\r\n]{1,8}name[ \t\r\n]{0,8}="
-_PARAM_OPEN = re.compile(_PARAM_OPEN_START)
-_PARAM_OPEN_PARTIAL = re.compile(
-    r"<(?:p(?:a(?:r(?:a(?:m(?:e(?:t(?:e(?:r(?:[ \t\r\n]{1,8}(?:n(?:a(?:m(?:e[ \t\r\n]{0,8})?)?)?)?)?)?)?)?)?)?)?)?)?)?"
-)
-_PARAM_OPEN_WINDOW = len("<parameter") + 8 + len("name") + 8 + 1
-_TURN_TAGS = tuple((marker, _A_TURN) for marker in TURN_MARKERS)
-_REASONING_TAGS = (
-    (THINK_CLOSE, _A_THINK_CLOSE),
-    (TOOL_CALL_OPEN, _A_BLOCK_OPEN),
-    (THINK_OPEN, _A_LITERAL_TAG),
-    *_TURN_TAGS,
-)
-_CONTENT_TAGS = (
-    (TOOL_CALL_OPEN, _A_BLOCK_OPEN),
-    (THINK_CLOSE, _A_LITERAL_TAG),
-    (THINK_OPEN, _A_LITERAL_TAG),
-    (TOOL_CALL_CLOSE, _A_STRAY_CLOSE),
-    *_TURN_TAGS,
-)
-_VALUE_TAGS = (
-    (PARAMETER_CLOSE, _A_PARAM_CLOSE),
-    (INVOKE_CLOSE, _A_VALUE_CUT),
-    (TOOL_CALL_CLOSE, _A_VALUE_CUT),
-    *_TURN_TAGS,
-)
 
 # ------------------------------------------------------------------ needles: the C-level search of long text
 # Each needle is a piece of one or more tags; a hit is checked for the whole tag around it. Plain text with no
@@ -139,36 +93,10 @@ _VALUE_TAGS = (
 # that searches again, or the next state, never searches the same stretch for the same needle twice.
 # The turn markers share their '~': one regex that starts with that literal runs at str.find speed and checks
 # the characters after each '~' in C (a 2-character needle such as "]~" would be searched 2-3 times slower).
-_N_THINK, _N_BLOCK, _N_MARK, _N_VALUE, _N_GT = range(5)
-_MARK_CHAR = "~"
-assert all(_MARK_CHAR in marker for marker in TURN_MARKERS)
-_MARK_HINT = re.compile(
-    re.escape(_MARK_CHAR) + "(?:" + "|".join(re.escape(m[m.index(_MARK_CHAR) + 1 :]) for m in TURN_MARKERS) + ")"
-)
-#: The tags that end a value, in one regex that starts with '<': code, where '<' is rare enough, is searched
-#: about three times faster this way than with one str.find per tag (markup-dense text, such as HTML, about
-#: two times slower: still one C-level pass).
-_VALUE_ENDS = (PARAMETER_CLOSE, INVOKE_CLOSE, TOOL_CALL_CLOSE)
-_VALUE_HINT = re.compile(
-    "<(?:/(?:" + "|".join(re.escape(t[2:]) for t in _VALUE_ENDS) + ")|" + re.escape(PARAMETER_TAG) + r"[ \t\r\n])"
-)
-_NEEDLES: tuple[str | re.Pattern[str], ...] = (THINK_OPEN[1:], TOOL_CALL_OPEN[1:], _MARK_HINT, _VALUE_HINT, ">")
-#: Longest text a needle matches: a miss at the end of a buffer is searched again from this far back.
-_NEEDLE_SPAN = (
-    len(THINK_OPEN) - 1,
-    len(TOOL_CALL_OPEN) - 1,
-    max(map(len, TURN_MARKERS)),
-    max(map(len, _VALUE_ENDS)),
-    1,
-)
-#: For each needle: the fixed tags that contain it, with the offset of the needle's hit inside the tag.
-_NEEDLE_TAGS = (
-    tuple((tag, tag.find(THINK_OPEN[1:])) for tag in (THINK_OPEN, THINK_CLOSE)),
-    tuple((tag, tag.find(TOOL_CALL_OPEN[1:])) for tag in (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)),
-    tuple((marker, marker.index(_MARK_CHAR)) for marker in TURN_MARKERS),
-    tuple((tag, 0) for tag in _VALUE_ENDS),
-    (),
-)
+# The needles themselves are per format (EngineTables.needles): think tags, block tags, turn markers, value ends
+# (M2: one regex starting with '<'; M3: the namespace token), '>'.
+_N_THINK, _N_BLOCK, _N_MARK, _N_VALUE, _N_GT = T.N_THINK, T.N_BLOCK, T.N_MARK, T.N_VALUE, T.N_GT
+_MARK_CHAR = T.MARK_CHAR
 _TEXT_NEEDLES = (_N_THINK, _N_BLOCK, _N_MARK)
 _VALUE_NEEDLES = (_N_VALUE, _N_MARK)
 #: Below this many characters one regex search is cheaper than several str.find calls (same answer either way).
@@ -178,43 +106,6 @@ _SMALL = 512
 _COALESCE = 512
 #: Trailing newlines are counted one by one up to this many; a longer run is stripped from a copy.
 _NEWLINE_RUN = 64
-
-
-class _TagSet:
-    """The tags one text state reacts to: one regex finds the next full tag, a tail check finds a partial one."""
-
-    __slots__ = ("actions", "find", "partial_extra", "prefixes", "tags", "window")
-
-    def __init__(
-        self, tags: tuple[tuple[str, int], ...], extra: str = "", extra_partial: re.Pattern[str] | None = None
-    ):
-        self.tags = tuple(tag for tag, _ in tags)
-        self.prefixes = frozenset(tag[:k] for tag in self.tags for k in range(1, len(tag)))
-        self.actions = dict(tags)
-        alternatives = [re.escape(tag) for tag in sorted(self.tags, key=len, reverse=True)]
-        if extra:
-            alternatives.append(extra)
-        self.find = re.compile("|".join(alternatives))
-        self.partial_extra = extra_partial
-        self.window = max([len(t) for t in self.tags] + ([_PARAM_OPEN_WINDOW] if extra else []))
-
-    def held_from(self, buf: str, start: int) -> int:
-        """Where a proper prefix of a tag begins at the very end of buf (only the last `window` chars), or -1."""
-        k = max(start, len(buf) - self.window + 1)
-        while True:
-            m = _CANDIDATE.search(buf, k)
-            if m is None:
-                return -1
-            k = m.start()
-            rest = buf[k:]
-            if rest in self.prefixes or (self.partial_extra is not None and self.partial_extra.fullmatch(rest)):
-                return k
-            k += 1
-
-
-_REASONING_TAGSET = _TagSet(_REASONING_TAGS)
-_CONTENT_TAGSET = _TagSet(_CONTENT_TAGS)
-_VALUE_TAGSET = _TagSet(_VALUE_TAGS, _PARAM_OPEN_START, _PARAM_OPEN_PARTIAL)
 _NEED_MORE = -1
 _LITERAL = -2
 
@@ -400,7 +291,18 @@ class _Call:
 class _Value:
     """A parameter value being read. ``streaming`` values are strings sent out as they arrive."""
 
-    __slots__ = ("escaped", "index", "keep", "key", "offset", "parts", "pending_newline", "schema", "streaming")
+    __slots__ = (
+        "builder",
+        "escaped",
+        "index",
+        "keep",
+        "key",
+        "offset",
+        "parts",
+        "pending_newline",
+        "schema",
+        "streaming",
+    )
 
     def __init__(
         self,
@@ -421,17 +323,38 @@ class _Value:
         self.pending_newline = False
         #: The JSON string of the first piece, when _value_text took it: the whole value's if it came in one piece.
         self.escaped: str | None = None
+        #: The builder of an XML value (M3, an _XmlValue); None for M2's raw-text values.
+        self.builder: XmlValueBuilder | None = None
+
+
+class _XmlValue(_Value):
+    """An M3 argument: its builder, the names of the elements the builder holds open (with a count per name, so
+    that "is an element of this name open" costs O(1)), and how many of the builder's problems were reported."""
+
+    __slots__ = ("counts", "names", "reported")
+
+    def __init__(self, key: str, index: int | None, keep: bool, schema: Mapping[str, Any] | None, offset: int) -> None:
+        super().__init__(key, index, keep, False, schema, offset)
+        self.names: list[str] = []
+        self.counts: dict[str, int] = {}
+        self.reported = 0
 
 
 class StreamParser:
-    """Feed raw model output in deltas, get events back; ``finish()`` then read ``result``."""
+    """Feed raw model output in deltas, get events back; ``finish()`` then read ``result``.
+
+    ``format`` ("m2", "m3" or an OutputFormat) chooses the description; ``thinking_mode`` (M3's template kwarg,
+    ignored by M2) says where the output starts, and an explicit ``starts_in_reasoning`` overrides it.
+    """
 
     def __init__(
         self,
         tools: Iterable[Mapping[str, Any]] | Mapping[str, ToolSpec] | None = None,
         *,
+        format: str | OutputFormat = "m2",
+        thinking_mode: str | None = None,
         reasoning: ReasoningMode = "separated",
-        starts_in_reasoning: bool = True,
+        starts_in_reasoning: bool | None = None,
         infer_types: bool = False,
         unknown_tool: Policy = "keep",
         unknown_parameter: Policy = "keep",
@@ -445,10 +368,21 @@ class StreamParser:
         for label, policy in (("unknown_tool", unknown_tool), ("unknown_parameter", unknown_parameter)):
             if policy not in ("keep", "drop", "error"):
                 raise ValueError(f"{label} must be 'keep', 'drop' or 'error', not {policy!r}")
+        if format == "m2" or format is M2:  # the default, without the lookups (a parser is made per request)
+            start, t = "reasoning", T.M2_TABLES
+        else:
+            fmt = get_format(format)
+            start, t = fmt.reasoning_start(thinking_mode), T.tables_for(fmt)
+        self._t = t
+        self._needles = t.needles
+        self._value_tag_head = t.value_tag_head
+        self._xml = t.xml_values
         self._tools: Mapping[str, ToolSpec] = _tool_specs(tools)
         self._have_tools = bool(self._tools)
         self._inline = reasoning == "inline"
-        self._starts_in_reasoning = starts_in_reasoning
+        self._starts_in_reasoning = start == "reasoning" if starts_in_reasoning is None else bool(starts_in_reasoning)
+        #: Adaptive start (M3 without thinking_mode, or "adaptive"): a leading bare think-close says "no reasoning".
+        self._adaptive = start == "adaptive" and not self._starts_in_reasoning
         self._infer_types = infer_types
         self._unknown_tool = unknown_tool
         self._unknown_parameter = unknown_parameter
@@ -463,8 +397,8 @@ class StreamParser:
         self._queued: list[str] = []  # deltas waiting for an open tag's '>' (not yet appended to _buf)
         self._queue_need = 0  # characters to queue before the held open tag is looked at again
         self._at_end = False  # finish() is running: the end of the buffer is the end of the output
-        self._hit = [-1] * len(_NEEDLES)  # per needle: absolute offset of its next hit, or -1 (none before _end)
-        self._end = [0] * len(_NEEDLES)
+        self._hit = [-1] * len(self._needles)  # per needle: absolute offset of its next hit, or -1 (none before _end)
+        self._end = [0] * len(self._needles)
         self._lead = _Pieces()  # leading whitespace in _START, until we know what it belongs to
         self._events: list[Event] = []
         self._content = _TextSink()
@@ -509,7 +443,7 @@ class StreamParser:
                     if len(small) >= _COALESCE:
                         value.parts.coalesce()
                     return [ToolCallArgumentsDelta(value.index, delta)]  # type: ignore[arg-type]
-                if special is None or _VALUE_TAG_HEAD.search(delta, special.start()) is None:  # escapes, '\n', '<'
+                if special is None or self._value_tag_head.search(delta, special.start()) is None:  # escapes, '\n', '<'
                     self._base += len(delta)
                     if value.pending_newline:
                         delta = "\n" + delta
@@ -662,7 +596,7 @@ class StreamParser:
             if state in (_REASONING, _CONTENT):
                 pos = self._scan_text(buf, pos)
             elif state == _VALUE:
-                pos = self._scan_value(buf, pos)
+                pos = self._scan_xml_value(buf, pos) if self._xml else self._scan_value(buf, pos)
             elif state in (_BLOCK, _INVOKE):
                 pos = self._scan_markup(buf, pos)
             elif state == _START:
@@ -692,12 +626,12 @@ class StreamParser:
         hit = self._hit[k]
         if hit >= q:
             return hit
-        needle = _NEEDLES[k]
-        start = q if hit >= 0 else max(q, self._end[k] - _NEEDLE_SPAN[k] + 1)
+        needle = self._needles[k]
+        start = q if hit >= 0 else max(q, self._end[k] - self._t.needle_span[k] + 1)
         base = self._base
         if isinstance(needle, str):
             i = buf.find(needle, start - base)
-        elif needle is _MARK_HINT:
+        elif k == _N_MARK:
             i = self._find_marker_hint(buf, start - base)
         else:
             m = needle.search(buf, start - base)
@@ -709,43 +643,44 @@ class StreamParser:
         self._hit[k] = base + i
         return base + i
 
-    @staticmethod
-    def _find_marker_hint(buf: str, i: int) -> int:
+    def _find_marker_hint(self, buf: str, i: int) -> int:
         """The next '~' that begins a marker's tail: memchr-speed find while '~' is rare, the regex (which
         checks each '~' in C) once it proves common."""
+        hint = self._t.mark_hint
         for _ in range(16):
             i = buf.find(_MARK_CHAR, i)
-            if i < 0 or _MARK_HINT.match(buf, i):
+            if i < 0 or hint.match(buf, i):
                 return i
             i += 1
-        m = _MARK_HINT.search(buf, i)
+        m = hint.search(buf, i)
         return -1 if m is None else m.start()
 
     def _tag_at_needle(self, buf: str, k: int, pos: int) -> tuple[int, str] | None:
         """The first tag at or after pos that contains needle k: (start, tag); None if there is none in buf
         (a tag cut by the end of buf is left to the partial-tag check)."""
         q = self._base + pos
+        t = self._t
         while True:
             p = self._next_hit(buf, k, q)
             if p < 0:
                 return None
             i = p - self._base
             n = len(buf)
-            for tag, off in _NEEDLE_TAGS[k]:
+            for tag, off in t.needle_tags[k]:
                 s = i - off
                 if s >= pos and buf.startswith(tag, s):
                     return s, tag
                 if s >= pos and s + len(tag) > n and tag.startswith(buf[s:]):
                     return None
-            if k == _N_VALUE and i >= pos and buf.startswith(_PARAMETER_OPEN, i):
-                m = _PARAM_OPEN.match(buf, i)
+            if k == _N_VALUE and t.param_open_re is not None and i >= pos and buf.startswith(t.param_open, i):
+                m = t.param_open_re.match(buf, i)
                 if m is not None:
                     return i, m.group()
-                if _PARAM_OPEN_PARTIAL.fullmatch(buf, i):
+                if t.param_open_partial.fullmatch(buf, i):  # type: ignore[union-attr]
                     return None
             q = p + 1  # no tag here, now or later: skip this hit for good
 
-    def _next_tag(self, buf: str, pos: int, tagset: _TagSet, needles: tuple[int, ...]) -> tuple[int, str] | None:
+    def _next_tag(self, buf: str, pos: int, tagset: T.TagSet, needles: tuple[int, ...]) -> tuple[int, str] | None:
         """The first tag at or after pos, among the tags the needles find; None when buf holds none."""
         if len(buf) - pos <= _SMALL:
             m = tagset.find.search(buf, pos)
@@ -768,12 +703,21 @@ class StreamParser:
         j = m.start()
         if j > pos:
             self._lead.add(buf[pos:j])
-        if buf.startswith(THINK_OPEN, j):
+        think_open = self._t.think_open
+        if buf.startswith(think_open, j):
             self._lead = _Pieces()
             self._enter_reasoning(explicit=True)
-            return j + len(THINK_OPEN)
-        if len(buf) - j < len(THINK_OPEN) and THINK_OPEN.startswith(buf[j:]):
+            return j + len(think_open)
+        if len(buf) - j < len(think_open) and think_open.startswith(buf[j:]):
             return self._hold(j)
+        if self._adaptive:  # a bare think-close first: the model chose not to reason; the tag is markup
+            think_close = self._t.think_close
+            if buf.startswith(think_close, j):
+                self._lead = _Pieces()
+                self._state = _CONTENT
+                return j + len(think_close)
+            if len(buf) - j < len(think_close) and think_close.startswith(buf[j:]):
+                return self._hold(j)
         self._leave_start()
         return j
 
@@ -791,7 +735,7 @@ class StreamParser:
         self._state = _REASONING
         self._saw_reasoning = True
         if self._inline:
-            self._emit_content(THINK_OPEN if explicit else THINK_OPEN + "\n")
+            self._emit_content(self._t.think_open if explicit else self._t.think_open + self._t.think_newline)
 
     @staticmethod
     def _match_tags(buf: str, i: int, tags: tuple[tuple[str, int], ...]) -> tuple[int, str]:
@@ -809,7 +753,7 @@ class StreamParser:
         """Reasoning or content text up to the next tag that changes state."""
         reasoning = self._state == _REASONING
         emit = self._emit_reasoning if reasoning else self._emit_content
-        tagset = _REASONING_TAGSET if reasoning else _CONTENT_TAGSET
+        tagset = self._t.reasoning_tagset if reasoning else self._t.content_tagset
         found = self._next_tag(buf, pos, tagset, _TEXT_NEEDLES)
         if found is None:
             hold = tagset.held_from(buf, pos)
@@ -833,11 +777,12 @@ class StreamParser:
                 self._end_reasoning()
                 self._report(
                     P.REASONING_ENDED_BY_TOOL_CALL,
-                    "a tool call started before </think>; the reasoning ends there",
+                    f"a tool call started before {self._t.think_close}; the reasoning ends there",
                     offset,
                 )
             if self._parse_calls:
-                self._content.eat_one_newline()
+                if self._t.newline_before_block:
+                    self._content.eat_one_newline()
                 self._state = _BLOCK
             else:
                 self._state = _CONTENT
@@ -845,7 +790,7 @@ class StreamParser:
                 self._emit_content(tag)
         elif action == _A_THINK_CLOSE:
             if self._inline:
-                self._emit_content(self._flush_pending_reasoning_newlines() + THINK_CLOSE)
+                self._emit_content(self._flush_pending_reasoning_newlines() + tag)
             self._end_reasoning()
             self._state = _CONTENT
         elif action == _A_STRAY_CLOSE and not self._parse_calls:  # part of tool-call markup kept as content
@@ -901,69 +846,85 @@ class StreamParser:
                 return n
             i = m.start()
         ch = buf[i]
-        if ch == "<":
-            in_invoke = self._state == _INVOKE
-            if buf.startswith(TOOL_CALL_CLOSE, i):
+        t = self._t
+        ns = t.namespace
+        in_invoke = self._state == _INVOKE
+        if buf.startswith(t.tag_lead, i) if ns else ch == "<":
+            if buf.startswith(t.tool_call_close, i):
                 self._stray = False
                 if in_invoke:
-                    self._report(P.UNBALANCED_TAG, "</minimax:tool_call> before </invoke>", self._base + i)
+                    self._report(P.UNBALANCED_TAG, f"{t.tool_call_close} before {t.invoke_close}", self._base + i)
                     self._close_call(truncated=False, offset=self._base + i)
                 self._state = _CONTENT
                 self._content.adjacent = False
-                return i + len(TOOL_CALL_CLOSE)
-            if in_invoke and buf.startswith(INVOKE_CLOSE, i):
+                return i + len(t.tool_call_close)
+            if in_invoke and buf.startswith(t.invoke_close, i):
                 self._stray = False
                 self._close_call(truncated=False, offset=self._base + i)
                 self._state = _BLOCK
-                return i + len(INVOKE_CLOSE)
-            opener = _PARAMETER_OPEN if in_invoke else _INVOKE_OPEN
+                return i + len(t.invoke_close)
+            if in_invoke and ns and buf.startswith(t.invoke_open, i):
+                # M3: the argument element shares the invoke's '<'; only "<invoke" + whitespace is a new call.
+                j = i + len(t.invoke_open)
+                if j >= n:
+                    return self._hold(i)
+                if buf[j].isspace():
+                    return self._invoke_before_close(i)
+            opener = t.param_open if in_invoke else t.invoke_open
             result = self._open_tag(buf, i, opener)
             if result is not None:
                 return result
-            if in_invoke and self._is_tag_start(buf, i, _INVOKE_OPEN):
-                self._report(P.UNBALANCED_TAG, "<invoke> before </invoke>", self._base + i)
-                self._close_call(truncated=False, offset=self._base + i)
-                self._state = _BLOCK
-                return i
+            if in_invoke and not ns and self._is_tag_start(buf, i, t.invoke_open):
+                return self._invoke_before_close(i)
             if self._could_be_markup(buf, i, in_invoke):
                 return self._hold(i)
         elif ch in "[]":
-            action, tag = self._match_tags(buf, i, _TURN_TAGS)
+            action, tag = self._match_tags(buf, i, t.turn_tags)
             if action == _A_TURN:
                 self._turn_marker(tag, self._base + i)
                 return i + len(tag)
-            if action == _NEED_MORE:
+            if action == _NEED_MORE or (ns and self._could_be_markup(buf, i, in_invoke)):
                 return self._hold(i)
         # Stray text, returned as content: up to the next thing that may be markup (one C-level search, so a
         # run of '<' that opens nothing costs no Python per '<'), or to a possible partial tag at the end.
-        m2 = _MARKUP_START.search(buf, i + 1)
-        end = m2.start() if m2 else self._stray_end(buf, i + 1, self._state == _INVOKE)
+        m2 = t.markup_start.search(buf, i + 1)
+        end = m2.start() if m2 else self._stray_end(buf, i + 1, in_invoke)
         self._scan_markup_stray(buf[i:end], self._base + i)
         return end
 
-    @staticmethod
-    def _stray_end(buf: str, start: int, in_invoke: bool) -> int:
+    def _invoke_before_close(self, i: int) -> int:
+        """A new invoke while one is open: the open call ends there (unbalanced), the tag is read again."""
+        t = self._t
+        self._report(P.UNBALANCED_TAG, f"{t.invoke_open}> before {t.invoke_close}", self._base + i)
+        self._close_call(truncated=False, offset=self._base + i)
+        self._state = _BLOCK
+        return i
+
+    def _stray_end(self, buf: str, start: int, in_invoke: bool) -> int:
         """Where stray text that runs to the end of buf stops: before a possible partial tag or marker."""
-        k = max(start, len(buf) - len(TOOL_CALL_CLOSE))
+        t = self._t
+        lead = t.tag_lead[0]
+        markups = t.invoke_markup if in_invoke else t.block_markup
+        k = max(start, len(buf) - t.longest_markup)
         while True:
             m = _CANDIDATE.search(buf, k)
             if m is None:
                 return len(buf)
             k = m.start()
             rest = buf[k:]
-            if rest[0] == "<":
-                if any(c.startswith(rest) for c in (_INVOKE_MARKUP if in_invoke else _BLOCK_MARKUP)):
+            if rest[0] == lead:
+                if any(c.startswith(rest) for c in markups):
                     return k
-                if rest in (_INVOKE_OPEN, _PARAMETER_OPEN):  # complete opener: the next char decides
+                if rest in (t.invoke_open, t.param_open):  # complete opener: the next char decides
                     return k
-            elif any(marker.startswith(rest) for marker in TURN_MARKERS):
+            if rest[0] != "<" and any(marker.startswith(rest) for marker in t.turn_markers):
                 return k
             k += 1
 
     def _scan_markup_stray(self, text: str, offset: int) -> None:
         if not self._stray:
             self._stray = True
-            where = "<invoke>" if self._state == _INVOKE else "<minimax:tool_call>"
+            where = self._t.invoke_open + ">" if self._state == _INVOKE else self._t.tool_call_open
             self._report(P.STRAY_TEXT, f"text inside {where} that is not markup; returned as content", offset)
         self._emit_content(text)
 
@@ -972,26 +933,38 @@ class StreamParser:
         j = i + len(opener)
         return buf.startswith(opener, i) and j < len(buf) and (buf[j].isspace() or buf[j] in ">/")
 
-    @staticmethod
-    def _could_be_markup(buf: str, i: int, in_invoke: bool) -> bool:
-        """A partial tag at the end of the buffer that the next delta may complete (looks at 20 chars at most)."""
-        if len(buf) - i >= len(TOOL_CALL_CLOSE):
+    def _could_be_markup(self, buf: str, i: int, in_invoke: bool) -> bool:
+        """A partial tag at the end of the buffer that the next delta may complete (looks at 24 chars at most)."""
+        t = self._t
+        if len(buf) - i >= t.longest_markup:
             return False
         rest = buf[i:]
-        return any(c.startswith(rest) for c in (_INVOKE_MARKUP if in_invoke else _BLOCK_MARKUP))
+        return any(c.startswith(rest) for c in (t.invoke_markup if in_invoke else t.block_markup))
 
     def _open_tag(self, buf: str, i: int, opener: str) -> int | None:
-        """<invoke …> or <parameter …> at buf[i]; None if it is not one (caller treats the text otherwise)."""
+        """<invoke …>, <parameter …> or (M3) an argument element at buf[i]; None if it is not one (the caller
+        treats the text otherwise)."""
         j = i + len(opener)
         if not buf.startswith(opener, i):
             return None
         if j >= len(buf):
             return self._hold(i)
-        if not (buf[j].isspace() or buf[j] in ">/"):
+        t = self._t
+        element = t.xml_values and opener is t.param_open  # M3: the element's name is the argument's key
+        if element:
+            if buf[j] == "/":
+                return None
+        elif not (buf[j].isspace() or buf[j] in ">/"):
             return None
         base = self._base
         limit = base + i + MAX_TAG_LENGTH  # the '>' must come before this absolute offset
-        g = self._next_hit(buf, _N_GT, base + j)
+        if element:  # the '>' before the next namespace token (searched without the needles' memory)
+            g = self._element_end(buf, i, j)
+            if g == _NEED_MORE:
+                return self._hold(i)
+            g = limit if g == _LITERAL else base + g
+        else:
+            g = self._next_hit(buf, _N_GT, base + j)
         if g < 0 or g >= limit:
             if g < 0 and base + len(buf) < limit:  # not closed yet: wait for '>' or for the limit
                 held = len(buf) - i
@@ -1005,14 +978,13 @@ class StreamParser:
             return j
         gt = g - base
         offset = base + i
-        attrs = _parse_attributes(buf[j:gt])
-        name = attrs.get("name", "")
+        name = buf[j:gt] if element else _parse_attributes(buf[j:gt]).get("name", "")
         if not name:
             self._report(P.MALFORMED_TAG, f"{opener}> without a name; kept as text", offset)
             self._emit_content(buf[i : gt + 1])
             return gt + 1
         self._stray = False
-        if opener == _INVOKE_OPEN:
+        if opener == t.invoke_open:
             self._start_call(name, offset)
         else:
             self._start_value(name, offset)
@@ -1068,8 +1040,13 @@ class StreamParser:
                 )
                 keep = keep and not drop
         root = call.spec.parameters if call.spec is not None else {}
-        streaming = keep and streams_as_string(schema, root, infer_types=self._infer_types)
-        value = _Value(key, call.index, keep, streaming, schema, offset)
+        if self._xml:  # the builder types and streams the value (strings too, as they arrive)
+            streaming = False
+            value: _Value = _XmlValue(key, call.index, keep, schema, offset)
+            value.builder = XmlValueBuilder(schema if keep else None, root, infer_types=self._infer_types)
+        else:
+            streaming = keep and streams_as_string(schema, root, infer_types=self._infer_types)
+            value = _Value(key, call.index, keep, streaming, schema, offset)
         if keep:
             call.arguments[key] = None  # placeholder keeps the text order of keys
             prefix = "" if len(call.arguments) == 1 else ", "
@@ -1089,7 +1066,12 @@ class StreamParser:
         value = self._value
         assert value is not None
         if not value.streaming:
-            value.parts.add(text[start:end])
+            if value.builder is None:
+                value.parts.add(text[start:end])
+            else:
+                assert isinstance(value, _XmlValue)
+                piece = text if start == 0 and end == len(text) else text[start:end]
+                self._builder_out(value, value.builder.text(piece), value.offset)
             return
         trailing = text[end - 1] == "\n"
         if trailing:
@@ -1116,28 +1098,30 @@ class StreamParser:
         n = len(buf)
         if j == n:
             return _CLOSE if self._at_end else _UNDECIDED
-        for follower in _CLOSE_FOLLOWERS:
+        followers = self._t.close_followers
+        for follower in followers:
             if buf.startswith(follower, j):
                 return _CLOSE
-        if n - j < _LONGEST_FOLLOWER:
+        if n - j < self._t.longest_follower:
             rest = buf[j:]
-            if any(follower.startswith(rest) for follower in _CLOSE_FOLLOWERS):  # a follower cut by the end
+            if any(follower.startswith(rest) for follower in followers):  # a follower cut by the end
                 return _CLOSE if self._at_end else _UNDECIDED
         return _LITERAL_CLOSE
 
     def _scan_value(self, buf: str, pos: int) -> int:
-        found = self._next_tag(buf, pos, _VALUE_TAGSET, _VALUE_NEEDLES)
+        tagset = self._t.value_tagset
+        found = self._next_tag(buf, pos, tagset, _VALUE_NEEDLES)
         if found is None:
-            hold = _VALUE_TAGSET.held_from(buf, pos)
+            hold = tagset.held_from(buf, pos)
             end = len(buf) if hold < 0 else hold
             if end > pos:
                 self._value_text(buf, pos, end)
             return end if hold < 0 else self._hold(hold)
         i, tag = found
         end = i + len(tag)
-        action = _VALUE_TAGSET.actions.get(tag)
+        action = tagset.actions.get(tag)
         if action is None:
-            action = _A_VALUE_CUT if tag.startswith(_PARAMETER_OPEN) else _A_TEXT
+            action = _A_VALUE_CUT if tag.startswith(self._t.param_open) else _A_TEXT
         if action == _A_PARAM_CLOSE:
             decision = self._close_decision(buf, end)
             if decision == _UNDECIDED:
@@ -1160,13 +1144,20 @@ class StreamParser:
             self._state = _INVOKE
             return end
         # The value ran into the next tag: </parameter> is missing. The tag is read again in _INVOKE.
-        self._report(P.UNBALANCED_TAG, "parameter value not closed with </parameter>", offset, self._call_index())
+        self._report(
+            P.UNBALANCED_TAG, f"parameter value not closed with {self._t.param_close}", offset, self._call_index()
+        )
         value = self._value
         assert value is not None
         value.pending_newline = False
         self._close_value(truncated=False, offset=offset, cut=True)
         self._state = _INVOKE
         return i
+
+    def _partial_namespaced(self, held: str) -> bool:
+        """Held text that is a cut namespace token, or a namespaced tag cut before its '>' (M3)."""
+        ns = self._t.namespace
+        return ns.startswith(held) or held.startswith(ns)
 
     def _call_index(self) -> int | None:
         return self._call.index if self._call is not None else None
@@ -1176,6 +1167,10 @@ class StreamParser:
         assert value is not None and call is not None
         self._value = None
         self._fast = None
+        if value.builder is not None:
+            assert isinstance(value, _XmlValue)
+            self._close_xml_value(value, call, truncated, offset)
+            return
         one_piece = len(value.parts.small) == 1 and not value.parts.big
         if value.pending_newline:  # a real '\n' before </parameter> (or before the cut-off): part of the value
             value.parts.add("\n")
@@ -1210,6 +1205,145 @@ class StreamParser:
         call.arguments[value.key] = result
         call.encoded[value.key] = encoded
         self._emit_args(encoded)
+
+    # ------------------------------------------------------------------ XML values (M3)
+
+    def _scan_xml_value(self, buf: str, pos: int) -> int:
+        """An M3 argument: text and nested namespaced elements, up to the argument's own close tag.
+
+        Every tag starts with the namespace token, the value needle, so text without it costs one C-level search.
+        The argument's close tag ends it at any depth unless an element of the same name is open; an invoke or
+        block close (of no open element), a new ``<invoke …>`` or a turn marker cut it."""
+        t = self._t
+        tagset = t.value_tagset
+        found = self._next_tag(buf, pos, tagset, _VALUE_NEEDLES)
+        if found is None:
+            hold = tagset.held_from(buf, pos)
+            end = len(buf) if hold < 0 else hold
+            if end > pos:
+                self._value_text(buf, pos, end)
+            return end if hold < 0 else self._hold(hold)
+        i, tag = found
+        if i > pos:
+            self._value_text(buf, pos, i)
+        offset = self._base + i
+        if tag != t.namespace:
+            self._turn_marker(tag, offset)
+            return i + len(tag)
+        j = i + len(tag)
+        n = len(buf)
+        if j < n and buf[j] != "<":
+            message = "namespace token not followed by a tag; kept as text"
+            self._report(P.MALFORMED_TAG, message, offset, self._call_index())
+            self._value_text(buf, i, j)
+            return j
+        if j + 1 >= n:
+            return self._hold(i)
+        closing = buf[j + 1] == "/"
+        name_start = j + 2 if closing else j + 1
+        gt = self._element_end(buf, i, name_start)
+        if gt == _NEED_MORE:
+            return self._hold(i)
+        value = self._value
+        assert isinstance(value, _XmlValue)
+        name = buf[name_start:gt] if gt >= 0 else ""
+        if not name:
+            what = "an empty tag" if gt >= 0 else f"a tag not closed with '>' within {MAX_TAG_LENGTH} characters"
+            self._report(P.MALFORMED_TAG, f"{what}; kept as text", offset, self._call_index())
+            self._value_text(buf, i, j + 1)
+            return j + 1
+        end = gt + 1
+        counts = value.counts
+        builder = value.builder
+        assert builder is not None
+        if closing:
+            if not counts.get(name):
+                if name == value.key:
+                    self._close_value(truncated=False, offset=offset)
+                    self._state = _INVOKE
+                    return end
+                if buf.startswith(t.invoke_close, i) or buf.startswith(t.tool_call_close, i):
+                    return self._cut_xml_value(i, offset)
+                if builder.verbatim:
+                    self._builder_out(value, builder.text(buf[i:end]), offset)
+                    return end
+            self._builder_out(value, builder.close(name), offset)
+            names = value.names
+            if len(names) > _XML_DEPTH:  # past the builder's depth limit every close balances one open
+                self._pop_name(value)
+            elif counts.get(name):
+                while self._pop_name(value) != name:
+                    pass
+            return end
+        if name.startswith(t.invoke_tag) and name[len(t.invoke_tag) : len(t.invoke_tag) + 1].isspace():
+            return self._cut_xml_value(i, offset)  # <invoke name=…>: a new call, this one was never closed
+        if builder.verbatim:
+            self._builder_out(value, builder.text(buf[i:end]), offset)
+        else:
+            self._builder_out(value, builder.open(name), offset)
+            value.names.append(name)
+            counts[name] = counts.get(name, 0) + 1
+        return end
+
+    @staticmethod
+    def _pop_name(value: _XmlValue) -> str:
+        name = value.names.pop()
+        value.counts[name] -= 1
+        return name
+
+    def _element_end(self, buf: str, i: int, j: int) -> int:
+        """The '>' of the namespaced tag at buf[i] whose name starts at j; _NEED_MORE (the queue is set to wait
+        for it) or _LITERAL (another namespace token, or MAX_TAG_LENGTH characters, came first: not a tag).
+        Searches at most MAX_TAG_LENGTH characters, and only up to the next namespace token."""
+        n = len(buf)
+        ns = self._t.namespace
+        bound = min(n, i + MAX_TAG_LENGTH)
+        nxt = buf.find(ns, j, bound)
+        gt = buf.find(">", j, nxt if nxt >= 0 else bound)
+        if gt >= 0:
+            # M3's token holds a '>' itself: one in a token cut by the end of the buffer is not this tag's yet.
+            head = ns.find(">")
+            k = gt - head
+            if head >= 0 and not self._at_end and k >= j and n - k < len(ns) and ns.startswith(buf[k:]):
+                self._queue_need = 0
+                return _NEED_MORE
+            return gt
+        if nxt >= 0 or n >= i + MAX_TAG_LENGTH:
+            return _LITERAL
+        self._queue_need = max(i + MAX_TAG_LENGTH - n, n - i)  # at least double before looking again
+        return _NEED_MORE
+
+    def _cut_xml_value(self, i: int, offset: int) -> int:
+        """The argument ran into a tag of the invoke or the block: its close tag is missing. The tag is read
+        again in _INVOKE."""
+        self._report(P.UNBALANCED_TAG, "argument value not closed before this tag", offset, self._call_index())
+        self._close_value(truncated=False, offset=offset)
+        self._state = _INVOKE
+        return i
+
+    def _builder_out(self, value: _XmlValue, fragment: str, offset: int) -> None:
+        """Send a builder's fragment, and report the problems it found since the last call."""
+        if not value.keep:
+            return
+        if fragment:
+            self._emit_args(fragment)
+        builder = value.builder
+        assert builder is not None
+        found = builder.problems
+        if len(found) > value.reported:
+            start, value.reported = value.reported, len(found)
+            for code, message in found[start:]:
+                self._report(code, f"argument {value.key!r}, {message}", offset, value.index)
+
+    def _close_xml_value(self, value: _XmlValue, call: _Call, truncated: bool, offset: int) -> None:
+        builder = value.builder
+        assert builder is not None
+        self._builder_out(value, builder.finish(truncated=truncated), offset)
+        if value.keep:
+            call.arguments[value.key] = builder.value
+        value.builder = None
+        value.names.clear()
+        value.counts.clear()
 
     def _close_call(self, truncated: bool, offset: int) -> None:
         call = self._call
@@ -1260,14 +1394,19 @@ class StreamParser:
             if held:
                 (self._emit_reasoning if state == _REASONING else self._emit_content)(held)
             if state == _REASONING:
-                self._report(P.MISSING_THINK_END, "output ended inside the reasoning (no </think>)", end)
+                self._report(P.MISSING_THINK_END, f"output ended inside the reasoning (no {self._t.think_close})", end)
             return
-        if held and state == _VALUE:  # the value so far includes what might have become a tag
-            if held[0] == "<" and len(held) > 1:
-                self._report(P.TRUNCATED_TAG, f"output ended inside what may be a tag: {held!r}", offset)
-            self._value_text(held)
+        t = self._t
+        if held and state == _VALUE:
+            if t.namespace and self._partial_namespaced(held):  # M3: certainly markup; reported, not the value's
+                self._report(P.TRUNCATED_TAG, f"output ended inside a tag: {held!r}", offset, self._call_index())
+            else:  # M2: the value so far includes what might have become a tag
+                if held[0] == "<" and len(held) > 1:
+                    self._report(P.TRUNCATED_TAG, f"output ended inside what may be a tag: {held!r}", offset)
+                self._value_text(held)
             held = ""
-        if held and held[0] in "[]":  # not a tag, at most half a turn marker: stray text
+        if held and held[0] in "[]" and not (t.namespace and self._partial_namespaced(held)):
+            # not a tag, at most half a turn marker: stray text
             self._scan_markup_stray(held, offset)
             held = ""
         if held:
@@ -1276,10 +1415,10 @@ class StreamParser:
             self._close_value(truncated=True, offset=end)
         if self._call is not None:
             self._close_call(truncated=True, offset=end)
-        elif held and _INVOKE_OPEN.startswith(held[: len(_INVOKE_OPEN)]):  # cut inside <invoke …>: a call was meant
-            self._report(P.TRUNCATED_TOOL_CALL, "output ended inside an <invoke> tag", offset)
+        elif held and t.invoke_open.startswith(held[: len(t.invoke_open)]):  # cut inside <invoke …>: a call was meant
+            self._report(P.TRUNCATED_TOOL_CALL, f"output ended inside an {t.invoke_open}> tag", offset)
         else:
-            self._report(P.UNBALANCED_TAG, "<minimax:tool_call> block never closed", end)
+            self._report(P.UNBALANCED_TAG, f"{self._t.tool_call_open} block never closed", end)
 
 
 def parse(

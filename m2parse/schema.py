@@ -22,9 +22,11 @@ __all__ = [
     "Conversion",
     "ToolSpec",
     "ToolsError",
+    "allowed_types",
     "convert_value",
     "normalize_tools",
     "parameter_schema",
+    "resolve_schema",
     "streams_as_string",
     "tool_schema_error",
     "validate_arguments",
@@ -298,6 +300,18 @@ def streams_as_string(schema: Mapping[str, Any] | None, root: Mapping[str, Any],
     if allowed is None:
         return not infer_types
     return allowed == _STRING_ONLY
+
+
+def resolve_schema(schema: Any, root: Any) -> Mapping[str, Any] | None:
+    """``schema`` with its local ``$ref``s followed, or None (no usable schema); for callers that walk into
+    subschemas (M3's nested values) with the same reference rules as conversion."""
+    return _resolve(schema, root)
+
+
+def allowed_types(schema: Any, root: Any) -> frozenset[str] | None:
+    """The JSON types a value of ``schema`` may take ("integer" included wherever "number" is), or None when
+    there is no usable schema: what conversion itself decides by, for callers that must choose a shape first."""
+    return _allowed_types(schema, root)
 
 
 # --------------------------------------------------------------------------------------------- values

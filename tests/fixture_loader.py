@@ -1,4 +1,5 @@
-"""Loads fixtures/NAME.txt + NAME.json; shared by every test that replays raw outputs."""
+"""Loads fixtures/NAME.txt + NAME.json (M2) and fixtures/m3/NAME.* (M3); shared by every test that replays raw
+outputs. An M3 fixture's name is "m3/NAME", its tools path is relative to fixtures/ like M2's."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
+M3_SUBDIR = "m3"
 
 
 @dataclass(frozen=True)
@@ -39,3 +41,11 @@ def fixture_names() -> list[str]:
 
 def all_fixtures() -> list[Fixture]:
     return [load_fixture(name) for name in fixture_names()]
+
+
+def m3_fixture_names() -> list[str]:
+    return sorted(f"{M3_SUBDIR}/{p.stem}" for p in (FIXTURES_DIR / M3_SUBDIR).glob("*.txt"))
+
+
+def all_m3_fixtures() -> list[Fixture]:
+    return [load_fixture(name) for name in m3_fixture_names()]

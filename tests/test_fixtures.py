@@ -6,16 +6,22 @@ import pytest
 
 from m2parse import parse, sequential_ids
 
-from .fixture_loader import Fixture, all_fixtures
+from .fixture_loader import Fixture, all_fixtures, all_m3_fixtures
 
 FIXTURES = all_fixtures()
+M3_FIXTURES = all_m3_fixtures()
 
 
 def test_there_are_fixtures() -> None:
     assert len(FIXTURES) >= 30
 
 
-@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)
+def test_there_are_m3_fixtures() -> None:
+    assert len(M3_FIXTURES) >= 15
+    assert all(f.options.get("format") == "m3" for f in M3_FIXTURES)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES + M3_FIXTURES, ids=lambda f: f.name)
 def test_fixture_matches_expectation(fixture: Fixture) -> None:
     result = parse(fixture.text, fixture.tools, id_factory=sequential_ids(), **fixture.options)
     expected = fixture.expected

@@ -111,3 +111,59 @@ FAMILIES: list[Family] = [
     ),
     *_pair("many small calls", lambda n: _calls(SMALL_CALL * n), 20_000, 100),
 ]
+
+# ---------------------------------------------------------------------------------------------- MiniMax-M3
+# The M3 value scanner: namespace tokens everywhere, tags that never close, nesting past the builder's depth.
+NS = "]<]minimax[>["
+M3_CALL = f'</mm:think>{NS}<tool_call>\n{NS}<invoke name="write_file">'
+M3_CLOSE = f"{NS}</invoke>\n{NS}</tool_call>"
+
+
+def _m3_whole(text: str) -> object:
+    return parse(text, TOOLS, validate=False, format="m3")
+
+
+def _m3_stream(deltas: list[str]) -> object:
+    parser = StreamParser(TOOLS, validate=False, format="m3")
+    feed = parser.feed
+    for delta in deltas:
+        feed(delta)
+    parser.finish()
+    return parser.result
+
+
+def _m3_value(body: str, key: str = "data") -> str:
+    return f"{M3_CALL}{NS}<{key}>{body}{NS}</{key}>{M3_CLOSE}"
+
+
+def _m3_pair(name: str, make: Callable[[int], str], n: int, quick_n: int, step: int = 4) -> list[Family]:
+    cut = _cut(step)
+    return [
+        Family(f"parser m3: {name}, whole", make, _m3_whole, n, quick_n),
+        Family(f"parser m3: {name}, {step}-char deltas", lambda k: cut(make(k)), _m3_stream, n, quick_n),
+    ]
+
+
+FAMILIES += [
+    *_m3_pair("deep nesting", lambda n: _m3_value(f"{NS}<k>" * n + "v" + f"{NS}</k>" * n), 20_000, 500),
+    *_m3_pair("namespace tokens opening no tag", lambda n: _m3_value(NS * n, key="content"), 20_000, 500),
+    *_m3_pair("cut namespace tokens ']<]mini'", lambda n: _m3_value("]<]mini" * n, key="content"), 50_000, 1_000),
+    *_m3_pair("tags never closed '<a' + token", lambda n: _m3_value(f"{NS}<a" * n), 20_000, 500),
+    *_m3_pair(
+        "many keys in one object",
+        lambda n: _m3_value("".join(f"{NS}<k{i}>{i}{NS}</k{i}>" for i in range(n))),
+        20_000,
+        300,
+    ),
+]
+
+M3_PADDED = f"{NS}<{'k' * 4000}>v{NS}</{'k' * 4000}>"
+FAMILIES += [
+    *_m3_pair("element tags padded close to the 4096 limit", lambda n: _m3_value(M3_PADDED * n), 100, 16, step=16),
+    *_m3_pair(
+        "unclosed element tags between arguments",
+        lambda n: M3_CALL + f"{NS}<{'a' * 50}" * n + M3_CLOSE,
+        20_000,
+        500,
+    ),
+]
