@@ -5,6 +5,8 @@ tool results). transformers is timed twice: through ``render_jinja_template`` (w
 runs, input copying included) and as the bare compiled template's ``render()`` (jinja alone).
 
     python benchmarks/bench_render.py [--template MiniMax-M2] [--reference ../shared/reference] [--repeat 7]
+
+``--template MiniMax-M3`` times the M3 renderer on the same conversation (its reference template renders it too).
 """
 
 from __future__ import annotations

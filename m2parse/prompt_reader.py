@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,22 @@ RawCall = tuple[str, list[tuple[str, str]]]
 
 #: Sits between two tool turns in a row: the template drops it (silently, it holds nothing), ending the run.
 RUN_BREAK = {"role": "system", "content": ""}
+#: The end of an M3 system block: read_prompt hands a prompt that holds it to the M3 reader first.
+_M3_SIGN = "</thinking_instructions>" + END + TURN_START + "developer\n"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSyntax:
+    """What the turn split (_segments) needs to know about a prompt format: the M2 and M3 readers share it."""
+
+    #: Role headers after ``]~b]``: (spelling, kind, length of the header itself).
+    headers: tuple[tuple[str, str, int], ...]
+    #: The last tag of a tool-call block.
+    calls_close: str
+    #: ``(where the block starts, its calls)`` when an assistant turn's text ends with tool calls, else None.
+    find_calls: Callable[[str], Any]
+    #: The header of the first segment (the block that holds the tools).
+    first_header: str = "system\n"
 
 
 class PromptReadError(ValueError):
@@ -82,7 +98,25 @@ class ReadPrompt(Mapping[str, Any]):
 
 
 def read_prompt(text: str) -> ReadPrompt:
-    """Read a rendered prompt back: system text, tools, each turn (typed tool calls) and the options."""
+    """Read a rendered prompt back: system text, tools, each turn (typed tool calls) and the options.
+
+    A prompt holding the end of an M3 system block is read as MiniMax-M3 (prompt_reader_m3.py) when it fits
+    that format; everything else as M2.
+    """
+    if text.startswith(SYSTEM_HEADER) and _M3_SIGN in text:
+        from .prompt_reader_m3 import read_prompt_m3
+
+        try:
+            return read_prompt_m3(text)
+        except PromptReadError as m3_error:
+            try:
+                return _read_m2(text)
+            except PromptReadError:
+                raise m3_error from None  # it looks like M3: say what M3 needs
+    return _read_m2(text)
+
+
+def _read_m2(text: str) -> ReadPrompt:
     if not text.startswith(SYSTEM_HEADER):
         raise PromptReadError(f"an M2 prompt starts with {SYSTEM_HEADER!r}, this one with {text[:12]!r}")
     body = text[len(SYSTEM_HEADER) - len("system\n") :]
@@ -98,27 +132,7 @@ def read_prompt(text: str) -> ReadPrompt:
     turns = segments[1:]
     last_user = max((i for i, (kind, _) in enumerate(turns) if kind == "user"), default=-1)
     messages: list[dict[str, Any]] = [system] if system else []
-    new_id = sequential_ids()
-    call_ids: deque[str] = deque()
-    for i, (kind, text_) in enumerate(turns):
-        if kind == "user":
-            messages.append({"role": "user", "content": text_})
-        elif kind == "ai":
-            message = _read_assistant(text_, i > last_user, parser_tools)
-            if message.get("tool_calls"):
-                call_ids = deque()
-                for call in message["tool_calls"]:
-                    call["id"] = new_id()
-                    call_ids.append(call["id"])
-            messages.append(message)
-        else:
-            if messages and messages[-1]["role"] == "tool":
-                messages.append(dict(RUN_BREAK))  # a dropped message split the run: keep the two turns apart
-            for result in _read_results(text_):
-                message = {"role": "tool", "content": result}
-                if call_ids and isinstance(result, str):
-                    message = {"role": "tool", "tool_call_id": call_ids.popleft(), "content": result}
-                messages.append(message)
+    _read_turns(messages, turns, lambda i, text_: _read_assistant(text_, i > last_user, parser_tools))
     if not messages:  # no turns and the default system text: render_prompt refuses an empty list
         messages.append({"role": "system", "content": ""})
     return ReadPrompt(messages, tools, add_generation_prompt, template, kwargs)
@@ -127,7 +141,9 @@ def read_prompt(text: str) -> ReadPrompt:
 # ------------------------------------------------------------------------------------------- turns
 
 
-def _segments(body: str) -> list[tuple[str, str]]:
+def _segments(
+    body: str, syntax: TurnSyntax | None = None, ai_min_end: Callable[[int], int | None] | None = None
+) -> list[tuple[str, str]]:
     """Split ``system\\n…[e~[\\n]~b]user\\n…[e~[\\n…`` into (kind, text) turns that render back exactly.
 
     A turn ends at a ``[e~[\\n]~b]ROLE`` boundary, but content may contain one too. The split takes, turn by turn,
@@ -139,13 +155,20 @@ def _segments(body: str) -> list[tuple[str, str]]:
     the last boundary back (a non-tool turn always can), so the forward walk never backtracks. An assistant turn
     tries at most ``MAX_CALL_TRIES`` tool-turn boundaries (each costs a scan of the turn); past that it runs to the
     next non-tool boundary, which is always exact.
+
+    ``syntax`` is the format's (M2 by default). ``ai_min_end(start)`` (M3) is where the text of an assistant turn
+    starting at ``start`` may end at the earliest (past its reasoning), or None when no assistant turn can start
+    there; without it any boundary may end an assistant turn.
     """
+    syntax = syntax or M2_SYNTAX
     final = len(body) - len(END)
     ends: list[int] = []  # every boundary followed by a role header, then the end (after every boundary)
     kinds: list[str] = []  # the role after each boundary ("" for the end)
     starts: list[int] = []  # where that role's text starts
     for end in _find_all(body, _BOUNDARY):
-        header = _header(body, end + len(_BOUNDARY))
+        header = _header(body, end + len(_BOUNDARY), syntax.headers)
+        if header is not None and header[0] == "ai" and ai_min_end is not None:
+            header = header if ai_min_end(end + len(_BOUNDARY) + header[1]) is not None else None
         if header is not None:
             ends.append(end)
             kinds.append(header[0])
@@ -183,14 +206,16 @@ def _segments(body: str) -> list[tuple[str, str]]:
         next_tool[k] = k if kinds[k] == "tool" and reaches[k] else next_tool[k + 1]
 
     segments: list[tuple[str, str]] = []
-    kind, start, calls_open = "system", len("system\n"), False
+    kind, start, calls_open = "system", len(syntax.first_header), False
     while True:
         first = bisect_left(ends, start)
         if kind == "tool":
             k = tool_end(start)
             assert k is not None  # only reachable tool turns are entered
         elif kind == "ai":
-            k, calls_open = _assistant_end(body, ends, start, first, next_plain, next_tool)
+            if ai_min_end is not None:
+                first = bisect_left(ends, ai_min_end(start))
+            k, calls_open = _assistant_end(body, ends, start, first, next_plain, next_tool, syntax)
         else:
             k = min(next_plain[first], next_tool[first]) if calls_open else next_plain[first]
             calls_open = calls_open and kind != "system"
@@ -205,23 +230,29 @@ MAX_CALL_TRIES = 8
 
 
 def _assistant_end(
-    body: str, ends: list[int], start: int, first: int, next_plain: list[int], next_tool: list[int]
+    body: str,
+    ends: list[int],
+    start: int,
+    first: int,
+    next_plain: list[int],
+    next_tool: list[int],
+    syntax: TurnSyntax,
 ) -> tuple[int, bool]:
     """(boundary index, whether the turn holds tool calls) for an assistant turn starting at ``start``."""
     plain = next_plain[first]
     k = next_tool[first]
     tries = 0
     while k < plain and tries < MAX_CALL_TRIES:
-        if body.endswith(TOOL_CALL_CLOSE, start, ends[k]):
+        if body.endswith(syntax.calls_close, start, ends[k]):
             tries += 1
-            if _find_calls(body[start : ends[k]]) is not None:
+            if syntax.find_calls(body[start : ends[k]]) is not None:
                 return k, True
         k = next_tool[k + 1]
-    return plain, _find_calls(body[start : ends[plain]]) is not None
+    return plain, syntax.find_calls(body[start : ends[plain]]) is not None
 
 
-def _header(body: str, at: int) -> tuple[str, int] | None:
-    for spelling, kind, length in _HEADERS:
+def _header(body: str, at: int, headers: tuple[tuple[str, str, int], ...] = _HEADERS) -> tuple[str, int] | None:
+    for spelling, kind, length in headers:
         if body.startswith(spelling, at):
             return kind, length
     return None
@@ -245,6 +276,39 @@ def _is_results(text: str) -> bool:
     )
 
 
+def _read_turns(
+    messages: list[dict[str, Any]],
+    turns: list[tuple[str, str]],
+    read_assistant: Callable[[int, str], dict[str, Any]],
+    *,
+    id_every_result: bool = False,
+) -> None:
+    """Append the conversation's turns as messages (M2 and M3 alike): the calls of each assistant turn get
+    sequential ids, and the tool results after it take them in order (M2 gives none to an empty turn's ``[]``,
+    M3, with ``id_every_result``, does); consecutive tool turns get a RUN_BREAK between them."""
+    new_id = sequential_ids()
+    call_ids: deque[str] = deque()
+    for i, (kind, text) in enumerate(turns):
+        if kind == "user":
+            messages.append({"role": "user", "content": text})
+        elif kind == "ai":
+            message = read_assistant(i, text)
+            if message.get("tool_calls"):
+                call_ids = deque()
+                for call in message["tool_calls"]:
+                    call["id"] = new_id()
+                    call_ids.append(call["id"])
+            messages.append(message)
+        else:
+            if messages and messages[-1]["role"] == "tool":
+                messages.append(dict(RUN_BREAK))  # a dropped message split the run: keep the two turns apart
+            for result in _read_results(text):
+                message = {"role": "tool", "content": result}
+                if call_ids and (id_every_result or isinstance(result, str)):
+                    message = {"role": "tool", "tool_call_id": call_ids.popleft(), "content": result}
+                messages.append(message)
+
+
 def _read_results(text: str) -> list[Any]:
     """Each ``<response>`` of a tool turn (see _is_results) as a string content; an empty turn as ``[]``."""
     if not text:
@@ -256,14 +320,20 @@ def _read_results(text: str) -> list[Any]:
 # ------------------------------------------------------------------------------------------ system
 
 
-def _read_system(text: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None, str, dict[str, Any]]:
-    tools = None
-    if text.endswith(TOOLS_TAIL):
-        head = text.rfind(TOOLS_HEAD)
-        if head != -1 and head + len(TOOLS_HEAD) <= len(text) - len(TOOLS_TAIL):
-            tools = _read_tools(text[head + len(TOOLS_HEAD) : len(text) - len(TOOLS_TAIL)])
+def _split_tools(text: str, head_text: str, tail_text: str) -> tuple[str, list[dict[str, Any]] | None]:
+    """(the text before the tools section, the tools) when the block ends with one that reads back, else
+    (text, None); the section is the last ``head_text`` … ``tail_text`` (M2's system block, M3's developer block)."""
+    if text.endswith(tail_text):
+        head = text.rfind(head_text)
+        if head != -1 and head + len(head_text) <= len(text) - len(tail_text):
+            tools = _read_tools(text[head + len(head_text) : len(text) - len(tail_text)])
             if tools is not None:
-                text = text[:head]
+                return text[:head], tools
+    return text, None
+
+
+def _read_system(text: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None, str, dict[str, Any]]:
+    text, tools = _split_tools(text, TOOLS_HEAD, TOOLS_TAIL)
     extras: dict[str, str] = {}
     for key, label in (("current_location", _LOCATION), ("current_date", _DATE)):
         at = text.rfind(label)
@@ -491,3 +561,7 @@ class _CallScan:
         if close is None or close + len(_NAME_END) > inner - len(_PARAM_END):
             return None
         return [(text[start:cut], [(text[key:close], text[close + len(_NAME_END) : inner - len(_PARAM_END)])])]
+
+
+#: The M2 prompt format, for the turn split.
+M2_SYNTAX = TurnSyntax(_HEADERS, TOOL_CALL_CLOSE, _find_calls)

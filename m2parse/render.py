@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .format import (
@@ -100,9 +100,9 @@ def render_prompt(
 
     ``chat_template`` (a template string, a ``.jinja`` path or a model folder) renders any other template with
     jinja2 instead (needs the ``[jinja]`` extra). ``template_kwargs`` are the template's variables; the M2
-    templates read only ``model_identity``. ``strict`` raises instead of warning when the template would
-    silently drop input (a misplaced system message, an unknown role, a non-text part, lost ``</think>``
-    segments).
+    templates read only ``model_identity``; MiniMax-M3 reads ``model_identity`` and ``thinking_mode``
+    (render_m3.py). ``strict`` raises instead of warning when the template would silently drop input (a
+    misplaced system message, an unknown role, a non-text part, lost ``</think>`` segments).
     """
     prepared = prepare_messages(messages)
     tool_list = prepare_tools(tools)
@@ -119,7 +119,12 @@ def render_prompt(
     except ValueError as exc:
         raise RenderError(str(exc)) from None
     notes: list[str] = []
-    text = _render(prepared, tool_list, variant, add_generation_prompt, template_kwargs, notes)
+    if variant.format == "m3":
+        from .render_m3 import render_m3
+
+        text = render_m3(prepared, tool_list, variant, add_generation_prompt, template_kwargs, notes)
+    else:
+        text = _render(prepared, tool_list, variant, add_generation_prompt, template_kwargs, notes)
     _check_encodable(text, prepared, tool_list, template_kwargs)
     if notes and strict:
         raise RenderError(notes[0])
@@ -244,15 +249,10 @@ def _render(
     last_user = max((i for i, m in enumerate(conversation) if m.get("role") == "user"), default=-1)
 
     out = [SYSTEM_HEADER, _system_text(system, variant, kwargs, notes)]
-    if tools:
-        out.append(TOOLS_HEAD)
-        for i, tool in enumerate(tools):
-            out += ["<tool>", _json(tool["function"], f"tools[{i}].function"), "</tool>\n"]
-        out.append(TOOLS_TAIL)
+    _write_tools(out, tools, TOOLS_HEAD, TOOLS_TAIL)
     out.append(END)
 
     call_open = False  # the template's `last_tool_call.name is not none`
-    last = len(conversation) - 1
     for i, message in enumerate(conversation):
         where = f"messages[{i + offset}]"
         role = message.get("role", MISSING)
@@ -261,17 +261,7 @@ def _render(
             calls = message.get("tool_calls", MISSING)
             call_open = bool(calls) and not _name_is_none(calls[-1], variant)
         elif role == "tool":
-            if not call_open:
-                raise RenderError(
-                    f"{where} is a tool result, but the last assistant message before it has no tool calls "
-                    "(the template raises: 'Message has tool role, but there was no previous assistant "
-                    "message with a tool call!')"
-                )
-            if i == 0 or conversation[i - 1].get("role") != "tool":
-                out.append(TOOL_HEADER)
-            _tool_results(out, message.get("content", MISSING), where)
-            if i == last or conversation[i + 1].get("role") != "tool":
-                out.append(END)
+            _tool_turn(out, conversation, i, where, call_open, _tool_results)
         elif role == "user":
             out += [USER_HEADER, _visible_text(message.get("content", MISSING), f"{where}.content", notes), END]
         elif any(value for key, value in message.items() if key != "role"):  # dropping nothing is no news
@@ -312,34 +302,70 @@ def _system_text(
 def _assistant(out: list[str], message: Mapping[str, Any], keeps_reasoning: bool, where: str, notes: list[str]) -> None:
     out.append(AI_HEADER)
     content = _visible_text(message.get("content", MISSING), f"{where}.content", notes)
-    reasoning = message.get("reasoning_content", MISSING)
-    if not isinstance(reasoning, str):
-        reasoning = ""
-        if THINK_CLOSE in content:
-            segments = content.split(THINK_CLOSE)
-            reasoning = segments[0].strip("\n").split(THINK_OPEN)[-1].strip("\n")
-            content = segments[-1].strip("\n")
-            if len(segments) > 2:
-                notes.append(
-                    f"{where}.content has {len(segments) - 1} '</think>': the template keeps the text before the "
-                    "first as reasoning and after the last as content, and drops the rest"
-                )
+    reasoning, content = _reasoning_and_content(message, content, where, notes, THINK_OPEN, THINK_CLOSE)
     if reasoning and keeps_reasoning:
         out += [THINK_BLOCK_OPEN, reasoning, THINK_BLOCK_CLOSE]
     if content:
         out.append(content)
-    calls = message.get("tool_calls", MISSING)
-    if calls:
-        if not isinstance(calls, (list, tuple)):
-            raise RenderError(f"{where}.tool_calls must be a list, not {type(calls).__name__}")
-        out.append(CALLS_OPEN)
-        for j, call in enumerate(calls):
-            _invoke(out, call, f"{where}.tool_calls[{j}]")
-        out.append(TOOL_CALL_CLOSE)
+    _write_calls(out, message.get("tool_calls", MISSING), where, _invoke, CALLS_OPEN, TOOL_CALL_CLOSE)
     out.append(END)
 
 
-def _invoke(out: list[str], call: Any, where: str) -> None:
+# The steps both templates (M2 here, M3 in render_m3.py) take alike, with their own tokens.
+
+
+def _write_tools(out: list[str], tools: list[Mapping[str, Any]] | None, head: str, tail: str) -> None:
+    """The tools section of the system (M2) or developer (M3) block: each tool's function as JSON."""
+    if tools:
+        out.append(head)
+        for i, tool in enumerate(tools):
+            out += ["<tool>", _json(tool["function"], f"tools[{i}].function"), "</tool>\n"]
+        out.append(tail)
+
+
+def _tool_turn(
+    out: list[str],
+    conversation: list[dict[str, Any]],
+    i: int,
+    where: str,
+    call_open: bool,
+    write_results: Callable[[list[str], Any, str], None],
+) -> None:
+    """Tool message ``i``: a run of tool messages shares one tool turn, opened at its first and closed after its
+    last; a tool message with no open tool call is the template's raise."""
+    if not call_open:
+        raise RenderError(
+            f"{where} is a tool result, but the last assistant message before it has no tool calls "
+            "(the template raises: 'Message has tool role, but there was no previous assistant "
+            "message with a tool call!')"
+        )
+    if i == 0 or conversation[i - 1].get("role") != "tool":
+        out.append(TOOL_HEADER)
+    write_results(out, conversation[i].get("content", MISSING), where)
+    if i == len(conversation) - 1 or conversation[i + 1].get("role") != "tool":
+        out.append(END)
+
+
+def _reasoning_and_content(
+    message: Mapping[str, Any], content: str, where: str, notes: list[str], think_open: str, think_close: str
+) -> tuple[str, str]:
+    """A string ``reasoning_content``, else the reasoning the template cuts out of the content at its think tags."""
+    reasoning = message.get("reasoning_content", MISSING)
+    if isinstance(reasoning, str):
+        return reasoning, content
+    if think_close not in content:
+        return "", content
+    segments = content.split(think_close)
+    if len(segments) > 2:
+        notes.append(
+            f"{where}.content has {len(segments) - 1} '{think_close}': the template keeps the text before the "
+            "first as reasoning and after the last as content, and drops the rest"
+        )
+    return segments[0].strip("\n").split(think_open)[-1].strip("\n"), segments[-1].strip("\n")
+
+
+def _name_and_arguments(call: Any, where: str) -> tuple[str, Mapping[Any, Any]]:
+    """A tool call's name and arguments, from ``function`` or (when that is falsy) the call itself."""
     if not _is_mapping(call):
         raise RenderError(f"{where} must be a dict, not {type(call).__name__}")
     function = call.get("function", MISSING)
@@ -352,6 +378,29 @@ def _invoke(out: list[str], call: Any, where: str) -> None:
     arguments = target.get("arguments", MISSING)
     if not _is_mapping(arguments):
         raise RenderError(f"{where}: arguments must be an object (or a JSON-object string), not {_type(arguments)}")
+    return name, arguments
+
+
+def _write_calls(
+    out: list[str],
+    calls: Any,
+    where: str,
+    invoke: Callable[[list[str], Any, str], None],
+    calls_open: str,
+    calls_close: str,
+) -> None:
+    """An assistant message's tool calls, if any, as one block of invokes."""
+    if calls:
+        if not isinstance(calls, (list, tuple)):
+            raise RenderError(f"{where}.tool_calls must be a list, not {type(calls).__name__}")
+        out.append(calls_open)
+        for j, call in enumerate(calls):
+            invoke(out, call, f"{where}.tool_calls[{j}]")
+        out.append(calls_close)
+
+
+def _invoke(out: list[str], call: Any, where: str) -> None:
+    name, arguments = _name_and_arguments(call, where)
     out += ['<invoke name="', name, '">\n']
     for key, value in arguments.items():
         if not isinstance(key, str):
@@ -378,8 +427,11 @@ def _tool_results(out: list[str], content: Any, where: str) -> None:
         out += [RESPONSE_OPEN, _str(item, f"{where}.content[{k}]"), "\n" + RESPONSE_CLOSE]
 
 
-def _visible_text(content: Any, where: str, notes: list[str]) -> str:
-    """The template's ``visible_text`` macro: strings as is, text parts of lists joined, other parts dropped."""
+def _visible_text(content: Any, where: str, notes: list[str], media: Mapping[str, str] | None = None) -> str:
+    """The template's ``visible_text`` macro: strings as is, text parts of lists joined, other parts dropped.
+
+    ``media`` maps part types to the token written for them (M3 writes ``]<]image[>[`` for an image part).
+    """
     if isinstance(content, str):
         return content
     if content is MISSING:
@@ -390,11 +442,14 @@ def _visible_text(content: Any, where: str, notes: list[str]) -> str:
     for k, item in enumerate(content):
         if _is_mapping(item) and item.get("type") == "text":
             parts.append(_str(item["text"], f"{where}[{k}].text") if "text" in item else "")
+        elif media and _is_mapping(item) and isinstance(item.get("type"), str) and item["type"] in media:
+            parts.append(media[item["type"]])
         elif isinstance(item, str):
             parts.append(item)
         else:
             kind = item.get("type") if _is_mapping(item) else type(item).__name__
-            notes.append(f"{where}[{k}] ({kind!r}) is not rendered: the template keeps text parts only")
+            kept = "text, image and video parts" if media else "text parts"
+            notes.append(f"{where}[{k}] ({kind!r}) is not rendered: the template keeps {kept} only")
     return "".join(parts)
 
 

@@ -1,8 +1,10 @@
-"""The official M2-family chat templates as data: what differs between them, and nothing else.
+"""The official MiniMax chat templates as data: what differs between them, and nothing else.
 
-Every template of the family shares one body; the revisions differ only in the default identity line, in how
+Every template of the M2 family shares one body; the revisions differ only in the default identity line, in how
 ``content=None`` renders (invisible under transformers >= 5.23, which drops None keys first) and in where the
-"previous tool call" check reads the call's name. See docs/rendering.md and the reference TEMPLATE-NOTES.md.
+"previous tool call" check reads the call's name. MiniMax-M3 is a different prompt format (``format="m3"``,
+rendered by render_m3.py); its row holds its default system text. See docs/rendering.md and the reference
+TEMPLATE-NOTES.md.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class TemplateVariant:
     #: ``outer`` = the call dict's own ``name`` key (the release body; only an explicit ``"name": None`` there
     #: makes a following tool message raise).
     last_call_name: Literal["function", "outer"]
+    #: The prompt format the template writes (and so the output format its model writes): ``m2`` or ``m3``.
+    #: The renderer, the reader and the server pick their code path by this field.
+    format: Literal["m2", "m3"] = "m2"
 
 
 VARIANTS: dict[str, TemplateVariant] = {
@@ -56,11 +61,23 @@ VARIANTS: dict[str, TemplateVariant] = {
             "None",
             "outer",
         ),
+        # A different format: ``identity`` is the system block's text when there is no ``root`` message.
+        TemplateVariant(
+            "MiniMax-M3",
+            "Your model version is MiniMax-M3, developed by MiniMax. Knowledge cutoff: January 2026. Founded in "
+            "early 2022, MiniMax is a global AI foundation model company committed to advancing the frontiers of "
+            "AI towards AGI.",
+            "",
+            "function",
+            "m3",
+        ),
     )
 }
 
-#: Default identity line -> variant name (every identity is distinct).
-BY_IDENTITY: dict[str, str] = {v.identity: v.name for v in VARIANTS.values()}
+#: Default identity line -> variant name, for the M2 prompt format (every identity is distinct).
+BY_IDENTITY: dict[str, str] = {v.identity: v.name for v in VARIANTS.values() if v.format == "m2"}
+#: The variants that write the M2 prompt format.
+M2_TEMPLATES: tuple[str, ...] = tuple(v.name for v in VARIANTS.values() if v.format == "m2")
 
 
 def get_variant(name: str) -> TemplateVariant:

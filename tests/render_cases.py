@@ -196,3 +196,132 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[s
         {},
     ),
 }
+
+
+# ------------------------------------------------------------------------------------------- MiniMax-M3
+# Every branch of the M3 template: roles (root, system/developer first or misplaced, unknown), media parts,
+# reasoning from reasoning_content or split at </mm:think>, nested arguments through to_xml, tool-result runs.
+
+M3_NESTED = {
+    "q": "café <b>&</b>",
+    "none_top": None,
+    "filters": {"lang": ["de", "fr"], "safe": True, "off": False, "depth": {"max": 2.5, "none": None}},
+    "rows": [{"id": 1, "tags": [], "meta": {}}, {"id": 2**80, "skip": None}, None, [1, [2.0]]],
+    "n": 3,
+    "floats": [1e100, 1e-7, -0.0, 12345678.9, float("inf")],
+    "empty": "",
+    "ключ": "值 😀",
+}
+M3_CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, Any]]] = {
+    "m3 user only": ([{"role": "user", "content": "hi"}], None, {}),
+    "m3 thinking enabled": ([{"role": "user", "content": "hi"}], None, {"thinking_mode": "enabled"}),
+    "m3 thinking disabled": ([{"role": "user", "content": "hi"}], None, {"thinking_mode": "disabled"}),
+    "m3 thinking adaptive": ([{"role": "user", "content": "hi"}], None, {"thinking_mode": "adaptive"}),
+    "m3 thinking unknown value": ([{"role": "user", "content": "hi"}], None, {"thinking_mode": "auto"}),
+    "m3 root and developer": (
+        [
+            {"role": "root", "content": "Root."},
+            {"role": "developer", "content": "Dev."},
+            {"role": "user", "content": "x"},
+        ],
+        RICH_TOOLS,
+        {"thinking_mode": "enabled"},
+    ),
+    "m3 root then system": (
+        [{"role": "root", "content": ""}, {"role": "system", "content": "Sys."}, {"role": "user", "content": "x"}],
+        None,
+        {},
+    ),
+    "m3 system first is the developer block": (
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+        RICH_TOOLS,
+        {"model_identity": "ignored"},
+    ),
+    "m3 model_identity and empty tools": ([{"role": "user", "content": "hi"}], [], {"model_identity": "You are Bob."}),
+    "m3 media parts": (
+        [
+            {"role": "root", "content": [{"type": "text", "text": "R"}, {"type": "image"}]},
+            {"role": "developer", "content": [{"type": "video"}, "tail", {"type": "image_url"}, {"type": "text"}]},
+            {"role": "user", "content": [{"type": "text", "text": "look: "}, {"type": "image"}, {"type": "video"}]},
+        ],
+        None,
+        {},
+    ),
+    "m3 reasoning in every turn": (
+        [
+            {"role": "user", "content": "q1"},
+            {"role": "assistant", "content": "a1", "reasoning_content": "r1"},
+            {"role": "user", "content": "q2"},
+            {"role": "assistant", "content": "a2", "reasoning": "r2"},
+            {"role": "assistant", "content": "\n<mm:think>\nr3\n</mm:think>\n\na3\n"},
+            {"role": "assistant", "content": "no reasoning", "reasoning_content": ""},
+            {"role": "assistant", "content": "kept </mm:think> verbatim", "reasoning_content": "r"},
+            {"role": "assistant", "content": "A</mm:think>lost</mm:think>\nC"},
+        ],
+        None,
+        {"thinking_mode": "disabled"},
+    ),
+    "m3 nested arguments, parallel calls and grouped results": (
+        [
+            {"role": "user", "content": "find"},
+            {
+                "role": "assistant",
+                "content": "Checking.",
+                "reasoning_content": "Two calls.",
+                "tool_calls": [call("search", M3_NESTED), call("get_weather", {"city": "Köln"}, flat=True)],
+            },
+            {"role": "tool", "tool_call_id": "call_search", "content": "result 1"},
+            {
+                "role": "tool",
+                "content": [
+                    {"type": "text", "text": "t1"},
+                    {"output": "o1"},
+                    {"output": {"k": [1, 2]}},
+                    {"output": None},
+                    "bare",
+                    {"type": "image"},
+                    {"type": "video"},
+                    {"type": "image_url", "image_url": {"url": "u"}},
+                    {"type": "text"},
+                ],
+            },
+            {"role": "assistant", "content": "", "tool_calls": [call("f", {"a": {"b": [1, {"c": None}]}})]},
+            {"role": "tool"},
+            {"role": "assistant", "content": "done"},
+        ],
+        RICH_TOOLS,
+        {"thinking_mode": "adaptive"},
+    ),
+    "m3 dropped roles split a tool run": (
+        [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": [call("f", {"a": 1}), call("g", {"b": None})]},
+            {"role": "tool", "content": "1"},
+            {"role": "root", "content": "dropped"},
+            {"role": "tool", "content": "2"},
+            {"role": "system", "content": "dropped too"},
+            {"role": "function", "content": "unknown"},
+        ],
+        None,
+        {},
+    ),
+    "m3 tool result after a user turn": (
+        [
+            {"role": "assistant", "tool_calls": [call("f", {})]},
+            {"role": "user", "content": "wait"},
+            {"role": "tool", "content": "late"},
+        ],
+        None,
+        {},
+    ),
+    "m3 odd values": (
+        [
+            {"role": "user", "content": 5},
+            {"role": "user", "content": {"a": 1}},
+            {"role": "assistant", "content": True, "tool_calls": [call("f", {"x": float("nan"), "y": 1e100, "z": -7})]},
+            {"role": "tool", "content": {"k": "v"}},
+        ],
+        None,
+        {},
+    ),
+}

@@ -126,9 +126,77 @@ def test_render_errors_exit_2_with_one_line(tmp_path: Path, content: str | None,
 
 def test_render_unknown_template_and_read_of_a_non_prompt_exit_2(tmp_path: Path) -> None:
     conversation = write_json(tmp_path / "c.json", CONVERSATION)
-    proc = m2parse("render", conversation, "--template", "MiniMax-M3")
+    proc = m2parse("render", conversation, "--template", "MiniMax-M9")
     assert proc.returncode == 2 and b"not one of MiniMax-M2" in proc.stderr
     (tmp_path / "p.txt").write_text("hello", encoding="utf-8")
     proc = m2parse("read", str(tmp_path / "p.txt"))
     assert proc.returncode == 2 and b"an M2 prompt starts with" in proc.stderr
     assert m2parse("read", str(tmp_path / "missing.txt")).returncode == 2
+
+
+M3_CONVERSATION = [
+    {"role": "root", "content": "Root."},
+    {"role": "developer", "content": "Sé brief."},
+    {"role": "user", "content": "Weather in Köln?\r\nThanks"},
+    {
+        "role": "assistant",
+        "content": "",
+        "reasoning_content": "One call.",
+        "tool_calls": [
+            {
+                "id": "a",
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "arguments": {"city": "Köln", "days": [1, 2], "opts": {"units": "C", "skip": None}},
+                },
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "a", "content": "12C"},
+]
+
+
+@pytest.mark.parametrize("mode", [None, "enabled", "disabled", "adaptive"])
+def test_m3_render_with_thinking_mode_and_read_back_byte_for_byte(tmp_path: Path, mode: str | None) -> None:
+    conversation = write_json(tmp_path / "c.json", {"messages": M3_CONVERSATION, "tools": WEATHER_TOOLS})
+    flags = ["--template", "MiniMax-M3"] + (["--thinking-mode", mode] if mode else [])
+    proc = m2parse("render", conversation, *flags)
+    assert proc.returncode == 0, proc.stderr
+    kwargs = {"thinking_mode": mode} if mode else {}
+    prompt = render_prompt(M3_CONVERSATION, WEATHER_TOOLS, template="MiniMax-M3", **kwargs).encode("utf-8")
+    assert proc.stdout == prompt and proc.stderr == b""
+    (tmp_path / "p.txt").write_bytes(prompt)
+    read = m2parse("read", str(tmp_path / "p.txt"))
+    assert read.returncode == 0, read.stderr
+    reading = json.loads(read.stdout)
+    assert reading["template"] == "MiniMax-M3" and reading["thinking_mode"] == (mode or "adaptive")
+    assert reading["messages"][0] == {"role": "root", "content": "Root."}
+    assert reading["messages"][3]["tool_calls"][0]["function"]["arguments"] == {
+        "city": "Köln", "days": ["1", "2"], "opts": {"units": "C"}}  # fmt: skip
+    (tmp_path / "c2.json").write_bytes(read.stdout)
+    assert m2parse("render", str(tmp_path / "c2.json")).stdout == prompt
+
+
+@needs_reference
+def test_m3_render_with_the_template_file(tmp_path: Path) -> None:
+    pytest.importorskip("jinja2", reason="the [jinja] extra is not installed")
+    assert REFERENCE is not None
+    path = REFERENCE / "MiniMax-M3" / "chat_template.jinja"
+    if not path.is_file():
+        pytest.skip("no MiniMax-M3 in the reference folder")
+    conversation = write_json(tmp_path / "c.json", {"messages": M3_CONVERSATION, "tools": WEATHER_TOOLS})
+    proc = m2parse("render", conversation, "--template", str(path), "--thinking-mode", "enabled")
+    assert proc.returncode == 0, proc.stderr
+    expected = render_prompt(M3_CONVERSATION, WEATHER_TOOLS, template="MiniMax-M3", thinking_mode="enabled")
+    assert proc.stdout == expected.encode("utf-8")
+
+
+def test_m3_unknown_thinking_mode_warns(tmp_path: Path) -> None:
+    conversation = write_json(tmp_path / "c.json", M3_CONVERSATION)
+    proc = m2parse("render", conversation, "--template", "MiniMax-M3", "--thinking-mode", "auto")
+    assert proc.returncode == 0 and b"warning: thinking_mode='auto'" in proc.stderr
+    assert (
+        m2parse("render", conversation, "--template", "MiniMax-M3", "--thinking-mode", "auto", "--strict").returncode
+        == 2
+    )

@@ -1,6 +1,7 @@
 """The golden vectors (fixtures/golden/, written by scripts/make_golden.py from the reference templates rendered by
 real transformers 5.23.0): render_prompt must give every prompt byte for byte and raise where the template raises,
 and read_prompt must read every prompt back exactly. These run on any clone; no reference folder is needed.
+The five M2-family files and MiniMax-M3's (its own format, conversations and thinking modes) are checked alike.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from .test_render import render_quietly
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "fixtures" / "golden"
 TEMPLATES = ("MiniMax-M2", "MiniMax-M2-original", "MiniMax-M2.1", "MiniMax-M2.5", "MiniMax-M2.7")
+M3 = "MiniMax-M3"
+ALL = (*TEMPLATES, M3)
 
 
 def load(name: str) -> list[dict[str, Any]]:
@@ -40,16 +43,18 @@ def make_golden() -> Any:
 
 
 def test_every_official_template_has_hundreds_of_vectors() -> None:
-    assert tuple(make_golden().TEMPLATES) == TEMPLATES
-    for name in TEMPLATES:
+    assert tuple(make_golden().TEMPLATES) == TEMPLATES and make_golden().M3_TEMPLATE == M3
+    for name in ALL:
         vectors = load(name)
         rendered = [v for v in vectors if "prompt" in v]
         assert len(rendered) * 2 >= 400, name  # each line holds the prompt with and without the generation prompt
         assert any(v["id"].startswith("fixed/") for v in rendered) and any("error" in v for v in vectors)
-    assert sum(p.stat().st_size for p in GOLDEN.glob("*.jsonl")) < 2_000_000
+    assert sum(p.stat().st_size for p in GOLDEN.glob("*.jsonl")) < 2_500_000
+    modes = {v["kwargs"].get("thinking_mode") for v in load(M3) if "prompt" in v}
+    assert modes == {None, "enabled", "disabled", "adaptive", "auto"}
 
 
-@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize("name", ALL)
 def test_render_prompt_equals_every_golden_prompt(name: str) -> None:
     failures = []
     for vector in load(name):
@@ -64,7 +69,7 @@ def test_render_prompt_equals_every_golden_prompt(name: str) -> None:
     assert not failures, f"{len(failures)} vectors differ, first: {failures[:5]}"
 
 
-@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize("name", ALL)
 def test_render_prompt_raises_where_the_template_raises(name: str) -> None:
     failures = []
     for vector in load(name):
@@ -78,7 +83,7 @@ def test_render_prompt_raises_where_the_template_raises(name: str) -> None:
     assert not failures, f"rendered, but the template raises: {failures[:5]}"
 
 
-@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize("name", ALL)
 def test_read_prompt_reads_every_golden_prompt_back_exactly(name: str) -> None:
     failures = []
     for vector in load(name):

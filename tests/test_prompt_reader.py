@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from m2parse.prompt_reader import PromptReadError, ReadPrompt, read_prompt
 from m2parse.render import TOOLS_HEAD, TOOLS_TAIL, RenderError, prepare_messages, prepare_tools, render_prompt
-from m2parse.templates import BY_IDENTITY, VARIANTS, get_variant
+from m2parse.templates import BY_IDENTITY, M2_TEMPLATES, get_variant
 
 from .strategies import calls_for, names, plain_text, render_value, tools
 from .test_render import (
@@ -27,7 +27,7 @@ from .test_render import (
     template_kwargs,
 )
 
-ALL_TEMPLATES = list(VARIANTS)
+ALL_TEMPLATES = list(M2_TEMPLATES)  # MiniMax-M3 has its own tests (test_prompt_reader_m3.py)
 FRAME_BITS = (
     "[e~[\n]~b]developer\n",
     "\n<response>",

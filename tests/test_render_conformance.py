@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from m2parse.render import RenderError, RenderWarning, render_prompt
 
-from .render_cases import CASES, RICH_TOOLS
+from .render_cases import CASES, M3_CASES, RICH_TOOLS
 from .render_cases import call as _call
 from .strategies import tools as generated_tools
 from .test_render import REFERENCE, TEMPLATES, WEATHER_TOOLS, conversations, render_quietly, template_kwargs
+from .test_render_m3 import m3_conversations, m3_kwargs
 
 PINNED = "5.23.0"
 transformers = pytest.importorskip("transformers", reason="conformance needs the [conformance] extra (transformers)")
@@ -39,6 +40,10 @@ if REFERENCE is None:
         allow_module_level=True,
     )
 SOURCES = {name: (REFERENCE / name / "chat_template.jinja").read_text(encoding="utf-8") for name in TEMPLATES}
+M3 = "MiniMax-M3"
+if (REFERENCE / M3 / "chat_template.jinja").is_file():
+    SOURCES[M3] = (REFERENCE / M3 / "chat_template.jinja").read_text(encoding="utf-8")
+needs_m3 = pytest.mark.skipif(M3 not in SOURCES, reason=f"no {M3}/chat_template.jinja in the reference folder")
 SPECIAL_TOKENS = {"bos_token": "]~!b[", "eos_token": "[e~[", "unk_token": "]!d~["}
 
 
@@ -257,3 +262,80 @@ def test_escape_hatch_features_match_transformers() -> None:
         conversations=[messages], tools=RICH_TOOLS, chat_template=source, **SPECIAL_TOKENS
     )
     assert render_prompt(messages, RICH_TOOLS, chat_template=source) == expected[0]
+
+
+# ------------------------------------------------------------------------------------------- MiniMax-M3
+
+
+@needs_m3
+@pytest.mark.parametrize("case", list(M3_CASES))
+@pytest.mark.parametrize("generation", [True, False])
+def test_m3_fixed_conversations_are_byte_identical(case: str, generation: bool) -> None:
+    messages, tools, kwargs = M3_CASES[case]
+    expected = hf_render(M3, messages, tools, add_generation_prompt=generation, **kwargs)
+    assert render_quietly(messages, tools, template=M3, add_generation_prompt=generation, **kwargs) == expected
+
+
+@st.composite
+def m3_tool_lists(draw: st.DrawFn) -> list[dict[str, Any]] | None:
+    generated = generated_tools().map(
+        lambda ts: [t if "function" in t else {"type": "function", "function": t} for t in ts]
+    )
+    return draw(st.one_of(st.none(), st.just([]), st.just(RICH_TOOLS), generated))
+
+
+#: Generated M3 conversations compared per run, in every hypothesis profile (the count is fixed, not the profile's);
+#: about 1 in 8 raises in both, so well over 1,000 render.
+M3_GENERATED = 1200
+
+
+@needs_m3
+@settings(max_examples=M3_GENERATED, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=m3_conversations(odd=True), tools=m3_tool_lists(), kwargs=m3_kwargs(), generation=st.booleans())
+def test_m3_generated_conversations_are_byte_identical(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, kwargs: dict[str, Any], generation: bool
+) -> None:
+    options = {"add_generation_prompt": generation, **kwargs}
+    ours = outcome(render_quietly, messages, tools, template=M3, **options)
+    theirs = outcome(hf_render, M3, messages, tools, **options)
+    assert ours == theirs
+    event("rendered" if isinstance(ours, str) else "raised in both")
+
+
+@needs_m3
+def test_m3_reference_renderer_equals_apply_chat_template() -> None:
+    tok = tiny_tokenizer(SOURCES[M3])
+    for messages, tools, kwargs in M3_CASES.values():
+        via_tokenizer = tok.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=True, **kwargs
+        )
+        assert via_tokenizer == hf_render(M3, messages, tools, **kwargs)
+
+
+@needs_m3
+def test_m3_escape_hatch_gives_the_same_bytes() -> None:
+    path = REFERENCE / M3 / "chat_template.jinja"
+    for messages, tools, kwargs in M3_CASES.values():
+        assert render_quietly(messages, tools, chat_template=path, **kwargs) == hf_render(M3, messages, tools, **kwargs)
+
+
+@needs_m3
+def test_m3_divergences() -> None:
+    hi = [{"role": "user", "content": "hi"}]
+    # None means "not given" (transformers passes None on: no mode line, and the identity renders "None")
+    assert "Current thinking mode" not in hf_render(M3, hi, thinking_mode=None)
+    assert render_prompt(hi, template=M3, thinking_mode=None) == hf_render(M3, hi)
+    assert "]~b]developer\nNone[e~[" in hf_render(M3, hi, model_identity=None)
+    assert render_prompt(hi, template=M3, model_identity=None) == hf_render(M3, hi)
+    # a tool result with no call before it: the template raises a TemplateError, we a RenderError
+    orphan = [*hi, {"role": "tool", "content": "r"}]
+    with pytest.raises(jinja2.exceptions.TemplateError, match="no previous assistant message with a tool call"):
+        hf_render(M3, orphan)
+    with pytest.raises(RenderError, match="tool result"):
+        render_prompt(orphan, template=M3)
+    # JSON-string arguments are decoded (the template would raise on str.items)
+    as_text = [{"role": "assistant", "tool_calls": [_call("f", '{"a": [1, {"b": null}]}')]}]
+    with pytest.raises(jinja2.exceptions.UndefinedError):
+        hf_render(M3, as_text)
+    as_dict = [{"role": "assistant", "tool_calls": [_call("f", {"a": [1, {"b": None}]})]}]
+    assert render_prompt(as_text, template=M3) == hf_render(M3, as_dict)

@@ -1,7 +1,8 @@
 """Prompt text families: read_prompt on hostile prompts, render_prompt on large and deep conversations.
 
 Each read_prompt family renders a conversation whose text collides with the prompt's own markup (turn boundaries,
-tool-call tags), ``n`` times over; the timed work is reading it back. Each render_prompt family grows one
+tool-call tags; M2's, and M3's namespaced ones in the M3 families), ``n`` times over; the timed work is reading it
+back. Each render_prompt family grows one
 dimension of a conversation: messages, content length, arguments nested to the depth bound.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from m2parse import read_prompt, render_prompt
 from m2parse.render import MAX_DEPTH, RenderWarning
+from m2parse.templates import DEFAULT_TEMPLATE
 
 from .common import Family
 
@@ -19,10 +21,10 @@ CALL = {"type": "function", "function": {"name": "f", "arguments": {"a": "b"}}}
 ASKED = [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [CALL]}]
 
 
-def _prompt(messages: list[dict[str, Any]]) -> str:
+def _prompt(messages: list[dict[str, Any]], template: str = DEFAULT_TEMPLATE) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RenderWarning)
-        return render_prompt(messages)
+        return render_prompt(messages, template=template)
 
 
 def _system(unit: str) -> Any:
@@ -46,6 +48,32 @@ def _agent_loop(n: int) -> str:
             {"role": "tool", "content": f"ok {i}"},
         ]
     return _prompt(messages)
+
+
+# MiniMax-M3 prompts: read_prompt detects the format from the system block and reads the rest with M3's markup.
+M3 = "MiniMax-M3"
+NS = "]<]minimax[>["
+
+
+def _m3_root(unit: str) -> Any:
+    """The root (system) text, which ends at the thinking instructions: their tail and block headers inside it."""
+    return lambda n: _prompt([{"role": "root", "content": unit * n}, {"role": "user", "content": "q"}], M3)
+
+
+def _m3_ai_content(unit: str) -> Any:
+    """An assistant turn's content, before its tool-call block: namespaced block and invoke openers inside it."""
+    return lambda n: _prompt([{"role": "user", "content": "q"}, {"role": "assistant", "content": unit * n,
+        "tool_calls": [{"name": "f", "arguments": {"a": "b"}}]}, {"role": "tool", "content": "r"}], M3)  # fmt: skip
+
+
+def _m3_argument(unit: str) -> Any:
+    """One string argument (written verbatim by to_xml): element openers that never close, then real calls."""
+
+    def build(n: int) -> str:
+        calls = [{"name": "f", "arguments": {"a": unit * n}}, {"name": "g", "arguments": {"b": [1, {"c": 2}]}}]
+        return _prompt([{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": calls}], M3)
+
+    return build
 
 
 def _messages(n: int) -> list[dict[str, Any]]:
@@ -95,6 +123,9 @@ def rendering(name: str, build: Any, n: int, quick_n: int) -> Family:
 
 CLOSED_RESULTS = "</minimax:tool_call>[e~[\n]~b]tool\n<response>x</response>"
 UNCLOSED_INVOKES = '\n<minimax:tool_call>\n<invoke name="'
+M3_HEADERS = "</thinking_instructions>[e~[\n]~b]developer\n<tools>\n"
+M3_OPENERS = f'x{NS}<tool_call>\n{NS}<invoke name="f">{NS}<a>[e~[\n]~b]tool\n<response>'
+M3_ELEMENTS = f"{NS}<a>{NS}<item>{NS}<b>{NS}</tool_call>"
 FAMILIES = [
     reading("turn boundaries in system text", _system("x[e~[\n]~b]user\n")),
     reading("tool headers in system text", _system("x[e~[\n]~b]tool\n<response>y")),
@@ -104,6 +135,9 @@ FAMILIES = [
     reading("closed results in an ai turn", _after_calls("assistant", CLOSED_RESULTS), 5_000, 2_000),
     reading("unclosed invokes in an ai turn", _after_calls("assistant", UNCLOSED_INVOKES), 2_000, 500),
     reading("agent loop of real turns", _agent_loop, 300, 60),
+    reading("M3: developer and tools headers in root text", _m3_root(M3_HEADERS)),
+    reading("M3: unclosed call openers in ai content", _m3_ai_content(M3_OPENERS)),
+    reading("M3: unclosed elements in an argument", _m3_argument(M3_ELEMENTS)),
     rendering("many messages", _messages, 10_000, 2_000),
     rendering("long content of text parts", _long_parts, 50_000, 10_000),
     rendering("arguments nested to the bound", _deep_arguments, 40, 10),

@@ -1,5 +1,7 @@
 """``m2parse read PROMPT.txt``: a rendered prompt back into messages, tools and render options, as JSON.
 
+The format (M2 or MiniMax-M3) is detected from the text; an M3 reading carries ``template`` and ``thinking_mode``.
+
 The output is what ``m2parse render`` takes, so ``m2parse read p.txt > c.json && m2parse render c.json``
 prints ``p.txt`` again, byte for byte.
 """
@@ -15,7 +17,7 @@ from .common import dump_json, read_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", help="a rendered M2 prompt, byte-exact ('-' for stdin)")
+    parser.add_argument("prompt", help="a rendered M2 or MiniMax-M3 prompt, byte-exact ('-' for stdin)")
     parser.add_argument("--compact", action="store_true", help="one-line JSON instead of indented")
 
 

@@ -1,8 +1,8 @@
 """``m2parse render CONVERSATION.json``: the exact prompt text the official template makes of it, on stdout.
 
 The input is a list of messages, or an object with ``messages`` and optionally ``tools``, ``template``,
-``add_generation_prompt`` and ``model_identity`` — exactly what ``m2parse read`` prints, so the two verbs
-round-trip. Flags override the file. The prompt is written as UTF-8 bytes with nothing added.
+``add_generation_prompt``, ``model_identity`` and ``thinking_mode`` (MiniMax-M3) — exactly what ``m2parse read``
+prints, so the two verbs round-trip. Flags override the file. The prompt is written as UTF-8 bytes with nothing added.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ FILE_KEYS: dict[str, tuple[type, ...]] = {
     "template": (str,),
     "add_generation_prompt": (bool,),
     "model_identity": (str,),
+    "thinking_mode": (str,),
 }
 
 
@@ -43,9 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--generation-prompt",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="end with the assistant header ']~b]ai\\n<think>\\n' (default: yes)",
+        help="end with the assistant header (M2: ']~b]ai\\n<think>\\n'; M3: by --thinking-mode) (default: yes)",
     )
-    parser.add_argument("--model-identity", metavar="TEXT", help="the system line used when there is no system text")
+    parser.add_argument(
+        "--model-identity",
+        metavar="TEXT",
+        help="the system line (M3: the developer line) used when there is no system text",
+    )
+    parser.add_argument(
+        "--thinking-mode",
+        metavar="MODE",
+        help="MiniMax-M3's thinking_mode: enabled, disabled or adaptive (default: unset, which renders as "
+        "adaptive); M2 templates ignore it",
+    )
     parser.add_argument(
         "--strict", action="store_true", help="fail where the template would silently drop part of the input"
     )
@@ -61,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         options["add_generation_prompt"] = args.generation_prompt
     if args.model_identity is not None:
         options["model_identity"] = args.model_identity
+    if args.thinking_mode is not None:
+        options["thinking_mode"] = args.thinking_mode
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RenderWarning)
         try:
