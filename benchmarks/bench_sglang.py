@@ -8,7 +8,9 @@ guide (``--tool-call-parser minimax-m2 --reasoning-parser minimax-append-think``
 
 Three outputs, each at 1 KB, 100 KB and 1 MB: one long string argument (``arguments``), a long reasoning
 (``reasoning``), a long answer (``content``). A run that exceeds the time budget is stopped and reported with
-the deltas it did (the cost per delta still shows). Run in the SGLang venv (``.ci/run_sglang.sh`` makes one):
+the deltas it did (the cost per delta still shows). MiniMax-M3 rows: SGLang's ``minimax-m3`` pair against
+``m2parse-m3``, ``thinking_mode`` "enabled" in the request's ``chat_template_kwargs``, for one long string
+argument and one call with a growing array of nested objects. Run in the SGLang venv (``.ci/run_sglang.sh`` makes one):
 ``python benchmarks/bench_sglang.py [--quick]``.
 """
 
@@ -28,13 +30,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sglang.srt.entrypoints.openai.protocol import Tool  # noqa: E402
+from sglang.srt.entrypoints.openai.protocol import ChatCompletionRequest, Tool  # noqa: E402
 from sglang.srt.function_call.function_call_parser import FunctionCallParser  # noqa: E402
 from sglang.srt.parser.reasoning_parser import ReasoningParser  # noqa: E402
 
 from m2parse import parse  # noqa: E402
 from m2parse.format import THINK_CLOSE, THINK_OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN  # noqa: E402
+from m2parse.formats import m3  # noqa: E402
 from m2parse.integrations.sglang import register  # noqa: E402
+from tests.m3_cases import TOOLS as M3_TOOLS  # noqa: E402
+from tests.m3_cases import el, invoke  # noqa: E402
 
 TOOLS = [
     {
@@ -55,6 +60,26 @@ DELTA = 4
 MARKERS = re.compile(
     "(" + "|".join(re.escape(m) for m in (THINK_OPEN, THINK_CLOSE, TOOL_CALL_OPEN, TOOL_CALL_CLOSE)) + ")"
 )
+#: M3's markers (single tokens in its tokenizer): the think tags and the namespace token.
+M3_MARKERS = re.compile("(" + "|".join(re.escape(m) for m in (m3.THINK_OPEN, m3.THINK_CLOSE, m3.NAMESPACE)) + ")")
+M3_PAIRS = {"sglang minimax-m3": ("minimax-m3", "minimax-m3"), "m2parse-m3": ("m2parse-m3", "m2parse-m3")}
+M3_OUTPUTS: dict[str, Callable[[int], str]] = {
+    "arguments": lambda size: (
+        "Run it.</mm:think>Running."
+        + f"{m3.TOOL_CALL_OPEN}\n{invoke('run_code', el('code', _fill(CODE, size)) + el('timeout', '2.5'))}"
+        + m3.TOOL_CALL_CLOSE
+    ),
+    "nested": lambda size: (
+        "Order.</mm:think>"
+        + m3.TOOL_CALL_OPEN
+        + "\n"
+        + invoke(
+            "create_order",
+            el("items", "".join(el("item", el("sku", f"sku-{i}") + el("qty", str(i))) for i in range(size // 60))),
+        )
+        + m3.TOOL_CALL_CLOSE
+    ),
+}
 PROSE = "The user wants a file written; I check the path, the mode and the content first. "
 CODE = "def handler(event, context):\n    return {'status': 200, \"body\": event['body']}\n\n"
 
@@ -91,25 +116,27 @@ class Run:
         return statistics.fmean(self.times) * 1e6, statistics.median(self.times) * 1e6
 
 
-def deltas_of(text: str) -> list[str]:
+def deltas_of(text: str, markers: re.Pattern[str] = MARKERS) -> list[str]:
     """``DELTA``-character deltas, each marker one delta of its own."""
     out: list[str] = []
-    for part in MARKERS.split(text):
-        if MARKERS.fullmatch(part):
+    for part in markers.split(text):
+        if markers.fullmatch(part):
             out.append(part)
         else:
             out += [part[i : i + DELTA] for i in range(0, len(part), DELTA)]
     return out
 
 
-def run_pair(pair: tuple[str, str], text: str, budget: float) -> Run:
+def run_pair(
+    pair: tuple[str, str], text: str, budget: float, tool_list: list[dict] = TOOLS, request: object = None
+) -> Run:
     """One streamed request through both parsers, as serving_chat drives them; stops past ``budget`` seconds."""
     tool_name, reasoning_name = pair
-    tools = [Tool.model_validate(t) for t in TOOLS]
-    reasoning_parser = ReasoningParser(reasoning_name, True, None, None, tool_call_parser_active=True)
+    tools = [Tool.model_validate(t) for t in tool_list]
+    reasoning_parser = ReasoningParser(reasoning_name, True, None, request, tool_call_parser_active=True)
     tool_parser = FunctionCallParser(tools, tool_name)
     out = Run()
-    deltas = deltas_of(text)
+    deltas = deltas_of(text, M3_MARKERS if request is not None else MARKERS)
     clock = time.perf_counter
     started = clock()
     gc.disable()
@@ -186,12 +213,39 @@ def main() -> int:
                     mark = "" if shape != "arguments" or arguments_equal(run, text) else " (≠)"
                 cells.append(f"{mean:9.1f} | {tail:9.1f}{mark}")
             print(f"  {shape:10} {len(text):9d} {len(deltas_of(text)):8d}  " + "  ".join(f"{c:>26}" for c in cells))
+    bench_m3(sizes[:2], budget)
     print(
         "\n(!) = m2parse's reassembled message differs from parse(); (≠) = the built-in pair's call arguments differ"
         " from parse()'s (it strips string values); stopped = over the time budget, the cost shown is for the"
         " deltas done"
     )
     return 0
+
+
+def bench_m3(sizes: list[int], budget: float) -> None:
+    request = ChatCompletionRequest(
+        model="m", messages=[{"role": "user", "content": "hi"}], chat_template_kwargs={"thinking_mode": "enabled"}
+    )
+    print(f"\nMiniMax-M3, thinking_mode enabled: µs per {DELTA}-character delta (markers whole): mean | median")
+    print(f"  {'output':10} {'size':>9} {'deltas':>8}  " + "  ".join(f"{label:>26}" for label in M3_PAIRS))
+    for shape, make in M3_OUTPUTS.items():
+        for size in sizes:
+            text = make(size)
+            ref = parse(text, M3_TOOLS, format="m3", thinking_mode="enabled")
+            cells = []
+            for pair in M3_PAIRS.values():
+                run = run_pair(pair, text, budget, M3_TOOLS, request)
+                mean, median = run.per_delta_us()
+                try:
+                    got = [(n, json.loads(a)) for _, (n, a) in sorted(run.calls.items())]
+                except json.JSONDecodeError:
+                    got = []
+                mark = "" if got == [(c.name, c.arguments) for c in ref.tool_calls] else " (≠)"
+                if not run.finished:
+                    mark = f" (stopped at {len(run.times) * DELTA // 1000} KB)"
+                cells.append(f"{mean:9.1f} | {median:9.1f}{mark}")
+            deltas = len(deltas_of(text, M3_MARKERS))
+            print(f"  {shape:10} {len(text):9d} {deltas:8d}  " + "  ".join(f"{c:>26}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from m2parse.format import THINK_CLOSE
 
 from .fake_backends import fixture_is_truncated
 from .fixture_loader import Fixture, all_fixtures, load_fixture
+from .m3_cases import Case, m3_cases, tiny_m3_tokenizer
 
 try:
     import sglang.srt.entrypoints.openai.serving_chat  # noqa: F401
@@ -369,3 +370,71 @@ print(json.dumps([type(ReasoningParser("m2parse", stream_reasoning=False).detect
     proc = _run("-c", script)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["M2ParseReasoningDetector", "M2ParseDetector"]
+
+
+# ---------------------------------------------------------------------------------------------- MiniMax-M3
+
+M3_CASES = [c for c in m3_cases() if dict(c.options).get("reasoning") != "inline"]
+
+
+def m3_serving(pieces: list[str], finish: str = "stop", reasoning: str | None = "m2parse-m3") -> OpenAIServingChat:
+    manager = StandInTokenizerManager(tiny_m3_tokenizer("plain"), "m2parse-m3", reasoning, tuple(pieces), finish)
+    return OpenAIServingChat(manager, TemplateManager())
+
+
+def m3_request(case: Case, stream: bool, **extra: Any) -> ChatCompletionRequest:
+    kwargs = {"thinking_mode": case.thinking_mode} if case.thinking_mode else None
+    return chat_request(case.tools, stream, chat_template_kwargs=kwargs, **extra)
+
+
+def m3_expected(case: Case, **options: Any) -> tuple[str, str, list[tuple[str, str]]]:
+    ref = parse(case.text, case.tools, format="m3", thinking_mode=case.thinking_mode, **dict(case.options), **options)
+    return ref.content, ref.reasoning_content or "", [(c.name, c.arguments_json) for c in ref.tool_calls]
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+@pytest.mark.parametrize("case", M3_CASES, ids=lambda c: c.name)
+def test_m3_stream_equals_non_streaming_equals_parse(case: Case, chunking: str) -> None:
+    finish = "length" if case.truncated else "stop"
+    chat = m3_serving(chunks(case.text, chunking), finish)
+    streamed = stream(chat, m3_request(case, stream=True))
+    whole = respond(chat, m3_request(case, stream=False))
+    want = m3_expected(case)
+    assert summary(streamed) == want
+    assert summary(whole) == want
+    ids = [c.id for c in streamed.message.tool_calls or []]
+    assert all(ids) and len(set(ids)) == len(ids)
+    ref = parse(case.text, case.tools, format="m3", thinking_mode=case.thinking_mode, **dict(case.options))
+    complete = ids and not any(c.truncated for c in ref.tool_calls)
+    assert streamed.finish_reason == ("length" if case.truncated else "tool_calls" if complete else "stop")
+
+
+@pytest.mark.parametrize("mode", ["enabled", "disabled", "adaptive", None])
+def test_m3_thinking_mode_reaches_the_detector(mode: str | None) -> None:
+    """SGLang's ReasoningParser passes only force_reasoning; register() makes it hand on the request's kwargs."""
+    case = Case("x", "R</mm:think>C", None, mode)
+    parser = ReasoningParser("m2parse-m3", True, True, m3_request(case, stream=True), tool_call_parser_active=False)
+    assert parser.detector.thinking_mode == mode
+    reasoning = "".join(parser.parse_stream_chunk(piece)[0] or "" for piece in chunks(case.text, "chars"))
+    assert reasoning == (m3_expected(case)[1])
+    assert ReasoningParser("minimax-m3", True, None, m3_request(case, stream=True)).detector is not None  # theirs
+
+
+def test_m3_tool_parser_only_reads_the_raw_output_inline() -> None:
+    case = next(c for c in M3_CASES if c.name == "m3_adaptive_think_weather")
+    chat = m3_serving(chunks(case.text, "random"), reasoning=None)
+    got = summary(stream(chat, m3_request(case, stream=True)))
+    assert got == m3_expected(case, reasoning="inline")
+
+
+def test_m3_names_are_accepted_beside_sglangs_own() -> None:
+    script = """
+import json, m2parse.integrations.sglang.__main__
+from sglang.srt.server_args import prepare_server_args
+a = prepare_server_args(["--model-path", "x", "--tool-call-parser", "m2parse-m3", "--reasoning-parser", "m2parse-m3"])
+b = prepare_server_args(["--model-path", "x", "--tool-call-parser", "minimax-m3", "--reasoning-parser", "minimax-m3"])
+print(json.dumps([a.tool_call_parser, a.reasoning_parser, b.tool_call_parser]))
+"""
+    proc = _run("-c", script)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["m2parse-m3", "m2parse-m3", "minimax-m3"]

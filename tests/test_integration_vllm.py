@@ -22,6 +22,7 @@ from m2parse.format import THINK_CLOSE, TOOL_CALL_OPEN
 
 from .fake_backends import fixture_is_truncated
 from .fixture_loader import Fixture, all_fixtures, load_fixture
+from .m3_cases import Case, generation_prompt, m3_cases, tiny_m3_tokenizer
 from .test_integration_transformers import GENERATION_PROMPT, NO_REASONING_PROMPT, VARIANTS, tiny_tokenizer
 
 try:
@@ -42,7 +43,12 @@ if HAVE_VLLM:
     from vllm.v1.engine.detokenizer import IncrementalDetokenizer
 
     from m2parse.integrations import vllm_plugin  # noqa: F401  (registers "m2parse", as --tool-parser-plugin does)
-    from m2parse.integrations.vllm import M2ParseReasoningParser, M2ParseToolParser, restore_markers
+    from m2parse.integrations.vllm import (
+        M2ParseM3ReasoningParser,
+        M2ParseReasoningParser,
+        M2ParseToolParser,
+        restore_markers,
+    )
 
 CHUNKINGS = ("token", "random", "whole")
 
@@ -327,12 +333,18 @@ def test_adjust_request_keeps_special_tokens() -> None:
         assert request.structured_outputs is None  # M2's XML calls are never forced into JSON
 
 
-def test_plugin_file_is_what_vllm_loads() -> None:
-    """``m2parse vllm-plugin-path`` names a file vLLM's own plugin loader accepts, in a fresh interpreter."""
-    path = subprocess.run(
+def plugin_path() -> str:
+    """What ``m2parse vllm-plugin-path`` prints."""
+    return subprocess.run(
         [sys.executable, "-m", "m2parse", "vllm-plugin-path"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    assert path.endswith("vllm_plugin.py")
+
+
+def loaded_parsers(parser: str, names: list[str]) -> tuple[list[str], list[str]]:
+    """In a fresh interpreter, vLLM's own plugin loader and server-argument check given the plugin file and
+    ``--tool-call-parser``/``--reasoning-parser`` ``parser``: the tool and reasoning parser classes then
+    registered under ``names``."""
+    path = plugin_path()
     script = f"""
 import argparse, json
 from vllm.entrypoints.common.cli_args import init_parser_plugin, validate_api_server_args
@@ -340,13 +352,174 @@ from vllm.reasoning import ReasoningParserManager
 from vllm.tool_parsers import ToolParserManager
 from vllm.config import StructuredOutputsConfig
 args = argparse.Namespace(tool_parser_plugin={path!r}, reasoning_parser_plugin={path!r},
-    enable_auto_tool_choice=True, tool_call_parser="m2parse",
-    structured_outputs_config=StructuredOutputsConfig(reasoning_parser="m2parse"))
+    enable_auto_tool_choice=True, tool_call_parser={parser!r},
+    structured_outputs_config=StructuredOutputsConfig(reasoning_parser={parser!r}))
 init_parser_plugin(args)
 validate_api_server_args(args)
-print(json.dumps([ToolParserManager.get_tool_parser("m2parse").__qualname__,
-                  ReasoningParserManager.get_reasoning_parser("m2parse").__qualname__]))
+names = {names!r}
+print(json.dumps([[ToolParserManager.get_tool_parser(n).__qualname__ for n in names],
+                  [ReasoningParserManager.get_reasoning_parser(n).__qualname__ for n in names]]))
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["M2ParseToolParser", "M2ParseReasoningParser"]
+    tools, reasoning = json.loads(proc.stdout.strip().splitlines()[-1])
+    return tools, reasoning
+
+
+def test_plugin_file_is_what_vllm_loads() -> None:
+    """``m2parse vllm-plugin-path`` names a file vLLM's own plugin loader accepts, in a fresh interpreter."""
+    assert plugin_path().endswith("vllm_plugin.py")
+    assert loaded_parsers("m2parse", ["m2parse"]) == (["M2ParseToolParser"], ["M2ParseReasoningParser"])
+
+
+# ---------------------------------------------------------------------------------------------- MiniMax-M3
+
+M3_CASES = m3_cases()
+M3_VARIANTS = ("plain", "special")
+
+
+def m3_reference(case: Case) -> Any:
+    """``parse()`` as ``m2parse_m3`` in vLLM gives it (without tools vLLM runs no tool parser: markup is content)."""
+    options = dict(case.options) if case.tools else {**dict(case.options), "tool_calls": False}
+    return parse(case.text, case.tools, format="m3", thinking_mode=case.thinking_mode, **options)
+
+
+def m3_parser_names(case: Case, reasoning: bool = True) -> dict[str, Any]:
+    """Inline cases are served without a reasoning parser (vLLM then asks the tool parser to keep it)."""
+    inline = dict(case.options).get("reasoning") == "inline"
+    return {
+        "tool_parser_name": "m2parse_m3",
+        "reasoning_parser_name": None if inline or not reasoning else "m2parse_m3",
+    }
+
+
+def m3_prompt(tok: Any, case: Case) -> list[int]:
+    """A real M3 prompt (system block with its think-tag instructions, a user turn, the mode's generation prompt)."""
+    head = "]~!b[]~b]system\nwrap reasoning in <mm:think></mm:think>[e~[\n]~b]user\nhi[e~[\n"
+    return tok.encode(head + generation_prompt(case.thinking_mode), add_special_tokens=False)
+
+
+def m3_serve_stream(
+    case: Case, tok: Any, *, chunking: str, adjusted: bool = True, reasoning: bool = True, **extra: Any
+) -> Reassembled:
+    parser_cls = ParserManager.get_parser(**m3_parser_names(case, reasoning), enable_auto_tools=True, tokenizer=tok)
+    kwargs = {"thinking_mode": case.thinking_mode} if case.thinking_mode else {}
+    request = ChatCompletionRequest(
+        model="MiniMaxAI/MiniMax-M3",
+        messages=[{"role": "user", "content": "hi"}],
+        tools=openai_tools(case.tools),
+        stream=True,
+        chat_template_kwargs=kwargs,
+        **extra,
+    )
+    prompt = m3_prompt(tok, case)
+    if adjusted:
+        render_parser = parser_cls(tok, request.tools, chat_template_kwargs=kwargs, model_config=None)
+        render_parser.set_prompt_token_ids(prompt)
+        request = render_parser.adjust_request(request)
+    output = tok.encode(case.text, add_special_tokens=False)
+    finish = "length" if case.truncated else "stop"
+    if finish == "stop":
+        output.append(tok.eos_token_id)
+    params = request.to_sampling_params(max_tokens=len(output) + 1, default_sampling_params={})
+    engine_request = EngineCoreRequest("r", prompt, None, params, None, time.time(), None, None, None)
+    detokenizer = IncrementalDetokenizer.from_new_request(tok, engine_request)
+    processor = ChatStreamProcessor(
+        request,
+        parser_cls(tok, request.tools, chat_template_kwargs=kwargs, model_config=None),
+        enable_auto_tools=True,
+        parser_cls=parser_cls,
+    )
+    out = Reassembled()
+    pieces = chunks(output, chunking)
+    for n, piece in enumerate(pieces):
+        last = n == len(pieces) - 1
+        detokenizer.update(piece, stop_terminated=last and finish == "stop")
+        step = processor.step(
+            detokenizer.get_next_output_text(last, delta=True), piece, finish if last else None, prompt
+        )
+        if step.delta is not None:
+            out.add(step.delta)
+        if last:
+            out.finish_reason = step.finish_reason
+    return out
+
+
+def m3_expected(case: Case) -> tuple[str, str, list[tuple[str, str]]]:
+    ref = m3_reference(case)
+    return ref.content, ref.reasoning_content or "", [(c.name, c.arguments_json) for c in ref.tool_calls]
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+@pytest.mark.parametrize("adjusted", [True, False], ids=["markers-as-text", "markers-as-ids-only"])
+@pytest.mark.parametrize("variant", M3_VARIANTS)
+@pytest.mark.parametrize("case", M3_CASES, ids=lambda c: c.name)
+def test_m3_streamed_deltas_reassemble_to_parse(case: Case, variant: str, adjusted: bool, chunking: str) -> None:
+    got = m3_serve_stream(case, tiny_m3_tokenizer(variant), chunking=chunking, adjusted=adjusted)
+    assert got.summary() == m3_expected(case)
+    ids = [c["id"] for c in got.calls.values()]
+    assert all(isinstance(i, str) and i for i in ids) and len(set(ids)) == len(ids)
+    assert got.finish_reason == ("length" if case.truncated else "tool_calls" if got.calls else "stop")
+
+
+@pytest.mark.parametrize("case", M3_CASES, ids=lambda c: c.name)
+def test_m3_non_streaming_parse_equals_parse(case: Case) -> None:
+    tok = tiny_m3_tokenizer("plain")
+    parser_cls = ParserManager.get_parser(**m3_parser_names(case), enable_auto_tools=True, tokenizer=tok)
+    kwargs = {"thinking_mode": case.thinking_mode} if case.thinking_mode else {}
+    request = ChatCompletionRequest(
+        model="m",
+        messages=[{"role": "user", "content": "hi"}],
+        tools=openai_tools(case.tools),
+        chat_template_kwargs=kwargs,
+    )
+    parser = parser_cls(tok, request.tools, chat_template_kwargs=kwargs, model_config=None)
+    parser.set_prompt_token_ids(m3_prompt(tok, case))
+    reasoning, content, calls = parser.parse(case.text, request, enable_auto_tools=True)
+    ref = m3_reference(case)
+    assert reasoning == ref.reasoning_content
+    assert (content or "") == ref.content
+    assert [(c.name, c.arguments) for c in calls or []] == [(c.name, c.arguments_json) for c in ref.tool_calls]
+
+
+@pytest.mark.parametrize("mode", ["enabled", "disabled", "adaptive", None])
+def test_m3_thinking_mode_comes_from_the_prompt_else_the_kwarg(mode: str | None) -> None:
+    """The prompt's end decides (it is what the model saw); without a prompt, ``chat_template_kwargs``."""
+    tok = tiny_m3_tokenizer("plain")
+    case = Case("x", "", None, mode)
+    parser = M2ParseM3ReasoningParser(tok, chat_template_kwargs={"thinking_mode": "enabled"})
+    assert parser._thinking_mode == "enabled"
+    parser.set_prompt_token_ids(m3_prompt(tok, case))
+    assert parser._thinking_mode == (mode or "adaptive")
+    # vLLM's prompt check: never closed at the prompt (M3's system block holds think tags; a "disabled" output
+    # may still open <mm:think>), so the reasoning parser sees the start of every output
+    prompt = m3_prompt(tok, case)
+    assert parser.is_reasoning_end(prompt) is False
+    answer = tok.encode("Hi", add_special_tokens=False)
+    assert parser.is_reasoning_end(prompt + answer) is (mode == "disabled")  # the structured-output gate
+    reasoning = tok.encode("<mm:think>R</mm:think>C", add_special_tokens=False)
+    assert parser.is_reasoning_end(prompt + reasoning) is True
+    assert M2ParseM3ReasoningParser(tok)._thinking_mode is None  # unset: the template's default, adaptive
+
+
+def test_m3_adaptive_without_reasoning_parser_is_inline() -> None:
+    """No reasoning parser: the tool parser keeps the reasoning in the content (m2parse's inline mode)."""
+    case = next(c for c in M3_CASES if c.name == "m3_adaptive_think_weather")
+    got = m3_serve_stream(case, tiny_m3_tokenizer("plain"), chunking="token", reasoning=False)
+    ref = parse(case.text, case.tools, format="m3", thinking_mode=case.thinking_mode, reasoning="inline")
+    assert got.summary() == (ref.content, "", [(c.name, c.arguments_json) for c in ref.tool_calls])
+
+
+def test_m3_tool_choice_none_keeps_the_call_as_text() -> None:
+    case = next(c for c in M3_CASES if c.name == "m3_enabled_weather")
+    got = m3_serve_stream(case, tiny_m3_tokenizer("plain"), chunking="random", tool_choice="none")
+    ref = parse(case.text, case.tools, format="m3", thinking_mode="enabled", tool_calls=False)
+    assert (got.content, got.reasoning, got.calls) == (ref.content, ref.reasoning_content, {})
+
+
+def test_m3_plugin_names_load_beside_vllms_own() -> None:
+    """``m2parse_m3`` comes from the plugin file; vLLM's own ``minimax_m3`` is still there."""
+    tools, reasoning = loaded_parsers("m2parse_m3", ["m2parse_m3", "minimax_m3", "m2parse"])
+    assert tools[0] == "M2ParseM3ToolParser" and tools[2] == "M2ParseToolParser"
+    assert reasoning[0] == "M2ParseM3ReasoningParser" and reasoning[2] == "M2ParseReasoningParser"
+    assert tools[1] != tools[0] and reasoning[1] != reasoning[0]

@@ -32,7 +32,9 @@ KINDS = fake_backends.KINDS
 @pytest.fixture(scope="module")
 def stacks() -> Iterator[dict[str, tuple[str, str]]]:
     """kind -> (fake backend URL, m2parse server URL); one pair per backend type for the whole module."""
-    with fake_backends.stacks("--timeout", "5") as out:
+    # The fake backends take no grammar: strict tools (the SDK's .stream() helper needs them) go unconstrained
+    # here; what the server sends to grammar-capable backends is tested in test_server_grammar.py.
+    with fake_backends.stacks("--timeout", "5", "--unconstrained-fallback") as out:
         yield out
 
 

@@ -19,8 +19,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "render": ("render_cmd", "render OpenAI-style messages into the exact M2 prompt"),
     "read": ("read_cmd", "read a rendered M2 prompt back into messages and tools"),
     "serve": ("serve_cmd", "run the OpenAI-compatible server in front of a raw-completion backend"),
+    "stats": ("stats_cmd", "statistics over many raw outputs: clean rate, problems, tools, finish states, sizes"),
     "vllm-plugin-path": ("vllm_cmd", "print the path of the vLLM tool/reasoning parser plugin file"),
     "sglang": ("sglang_cmd", "run `sglang serve` with the m2parse tool-call and reasoning parsers registered"),
+    "grammar": ("grammar_cmd", "print a GBNF/xgrammar grammar of M2 tool-call output for a tools file"),
 }
 
 

@@ -15,6 +15,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from ..backends import BACKEND_TYPES, check_base_url
+from ..formats.detect import FORMATS
 from . import UsageError
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ BACKLOG = 2048
 EPILOG = """environment:
   M2PARSE_API_KEY          the --api-key when the flag is not given
   M2PARSE_BACKEND_API_KEY  the --backend-api-key when the flag is not given
+  M2PARSE_METRICS_KEY      the --metrics-key when the flag is not given
 
 exit codes: 0 stopped normally; 2 a usage error found at startup (bad flag or backend URL, port in use,
 unreadable template), reported in one line; 3 the server failed to start after that.
@@ -72,7 +74,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the model id /v1/models lists and responses carry (default: the model the backend reports at "
         f"startup: vLLM/SGLang /v1/models, llama.cpp /props, TGI /info; else {DEFAULT_MODEL_NAME})",
     )
-    parser.add_argument("--template", default="MiniMax-M2", metavar="NAME", help="built-in prompt template variant")
+    parser.add_argument(
+        "--template",
+        default="MiniMax-M2",
+        metavar="NAME|PATH",
+        help="built-in prompt template variant (MiniMax-M3 serves M3), or a template file as for --chat-template",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the output format to parse, m2 or m3 (default: the template's: a built-in variant's own, or "
+        "detected in a template file by M3's spellings)",
+    )
     parser.add_argument(
         "--chat-template",
         metavar="PATH",
@@ -96,6 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--unknown-parameter", choices=("keep", "drop"), default="keep", help="parameters not in the tool's schema"
     )
     parser.add_argument("--no-validate", action="store_true", help="skip JSON-schema validation of arguments")
+    parser.add_argument(
+        "--unconstrained-fallback",
+        action="store_true",
+        help="send requests that need a tool-call grammar (tool_choice required/named, strict tools) without one "
+        "when the backend type cannot take a grammar (openai, tgi), instead of refusing them with 400",
+    )
     parser.add_argument(
         "--recommended-sampling",
         action="store_true",
@@ -132,6 +151,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"), help="log level"
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="json: every log line one JSON object, plus one line per request (completion id, latencies, "
+        "problem codes, finish reason)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="server processes sharing the port (one per core)"
+    )
+    parser.add_argument(
+        "--metrics-key",
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on /metrics instead of --api-key (default: $M2PARSE_METRICS_KEY, "
+        "else --api-key's rule)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,13 +187,17 @@ def run(args: argparse.Namespace) -> int:
         try:
             get_variant(args.template)
         except ValueError as exc:
-            raise UsageError(f"--template: {exc}") from None
+            if not os.path.exists(args.template):
+                raise UsageError(f"--template: {exc}") from None
+            args.chat_template = args.template  # a template file: rendered (and its format detected) as one
     try:
         check_base_url(args.backend)
     except ValueError as exc:
         raise UsageError(f"--backend: {exc}") from None
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port")
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers} must be a positive integer")
     for flag, value in (
         ("--default-max-tokens", args.default_max_tokens),
         ("--max-request-bytes", args.max_request_bytes),
@@ -175,12 +214,14 @@ def run(args: argparse.Namespace) -> int:
             model_name=args.model_name or DEFAULT_MODEL_NAME,
             template=args.template,
             chat_template=_chat_template(args.chat_template),
+            model_format=args.format,
             reasoning=args.reasoning,
             reasoning_field=args.reasoning_field,
             infer_types=args.infer_types,
             unknown_tool=args.unknown_tool,
             unknown_parameter=args.unknown_parameter,
             validate=not args.no_validate,
+            unconstrained_fallback=args.unconstrained_fallback,
             timeout=args.timeout,
             connect_timeout=args.connect_timeout,
             default_sampling=RECOMMENDED_DEFAULTS if args.recommended_sampling else (),
@@ -189,7 +230,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from ..server.access_log import configure_logging
+
+    configure_logging(args.log_level, args.log_format)
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))  # not one line per request
     sockets = listen(args.host, args.port)
     try:
@@ -197,10 +240,23 @@ def run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, model_name=_reported_model(config))
         where = ", ".join(_url(sock) for sock in sockets)
         log.info(
-            "serving %s on %s in front of %s (%s)", config.model_name, where, config.backend_url, config.backend_type
+            "serving %s (%s output) on %s in front of %s (%s)",
+            config.model_name,
+            config.model_format,
+            where,
+            config.backend_url,
+            config.backend_type,
         )
+        if args.workers > 1:
+            from ..server.workers import run_workers
+
+            run_workers(config, sockets, args.workers, log_level=args.log_level, log_format=args.log_format)
+            return 0
+        log_config: dict[str, Any] | None = None if args.log_format == "json" else uvicorn.config.LOGGING_CONFIG
         server = uvicorn.Server(
-            uvicorn.Config(create_app(config), log_level=args.log_level, access_log=False, lifespan="on")
+            uvicorn.Config(
+                create_app(config), log_level=args.log_level, access_log=False, lifespan="on", log_config=log_config
+            )
         )
         server.run(sockets=sockets)
     finally:
@@ -289,6 +345,8 @@ def _optional_fields(args: argparse.Namespace) -> dict[str, Any]:
         out["max_request_bytes"] = args.max_request_bytes
     if args.allowed_origins is not None:
         out["allowed_origins"] = tuple(o.strip() for o in args.allowed_origins.split(",") if o.strip())
+    if (metrics_key := _from_env(args.metrics_key, "M2PARSE_METRICS_KEY")) is not None:
+        out["metrics_key"] = metrics_key
     return out
 
 

@@ -9,7 +9,10 @@ from . import UsageError
 
 EPILOG = (
     "use: m2parse sglang -- --model-path MiniMaxAI/MiniMax-M2 --tool-call-parser m2parse --reasoning-parser m2parse"
-    " (any other `sglang serve` flags after --)"
+    " (any other `sglang serve` flags after --)\n"
+    "Parsers: m2parse (tool calls and reasoning) and m2parse-append-think (reasoning) for MiniMax-M2.x; m2parse-m3"
+    " (both) for MiniMax-M3: --model-path MiniMaxAI/MiniMax-M3 --tool-call-parser m2parse-m3 --reasoning-parser"
+    " m2parse-m3."
 )
 
 

@@ -10,7 +10,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "use: vllm serve MiniMaxAI/MiniMax-M2 --enable-auto-tool-choice "
         '--tool-parser-plugin "$(m2parse vllm-plugin-path)" --tool-call-parser m2parse '
-        '--reasoning-parser-plugin "$(m2parse vllm-plugin-path)" --reasoning-parser m2parse'
+        '--reasoning-parser-plugin "$(m2parse vllm-plugin-path)" --reasoning-parser m2parse\n'
+        "The file registers the parsers m2parse (MiniMax-M2.x) and m2parse_m3 (MiniMax-M3): for "
+        "MiniMaxAI/MiniMax-M3 pass --tool-call-parser m2parse_m3 --reasoning-parser m2parse_m3."
     )
 
 

@@ -1,4 +1,4 @@
-"""m2parse as vLLM's tool parser and reasoning parser (name ``m2parse`` in both registries).
+"""m2parse as vLLM's tool parser and reasoning parser: ``m2parse`` (M2) and ``m2parse_m3`` (M3) in both registries.
 
 Load it with ``--tool-parser-plugin`` / ``--reasoning-parser-plugin`` pointing at the file that
 ``m2parse vllm-plugin-path`` prints (``vllm_plugin.py``, which imports this module).
@@ -21,6 +21,13 @@ Special tokens. With ``skip_special_tokens`` (vLLM's default) the detokenizer dr
 text, and on M2 the markers are special tokens: the ids arrive with no text. Both parsers set
 ``skip_special_tokens=False`` in ``adjust_request``, and put any marker that still arrives only as an id back
 into the text (:func:`restore_markers`).
+
+MiniMax-M3 (``m2parse_m3``). The same two classes read M3's spellings (``formats.m3``) through the same machine.
+Where the output starts comes from the template's ``thinking_mode``: the reasoning parser reads it off the end of
+the prompt (``<mm:think>``: enabled, ``</mm:think>``: disabled, else adaptive), which is what the model was
+given, falling back to the request's ``chat_template_kwargs`` (which vLLM passes to it) when it has no prompt.
+The tool parser reads what follows the reasoning as content after a closed ``</mm:think>``, or, without a
+reasoning parser, the whole output inline with the request's ``thinking_mode``.
 """
 
 from __future__ import annotations
@@ -44,26 +51,40 @@ from vllm.tool_parsers import ToolParser, ToolParserManager
 
 from ..events import ContentDelta, Event, ReasoningDelta, ToolCallArgumentsDelta, ToolCallStart
 from ..format import THINK_CLOSE, THINK_OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, TURN_MARKERS
+from ..formats import m3
 from ..parser import StreamParser
 from ..schema import ToolsError
-from .reasoning_split import ReasoningSplit
+from .reasoning_split import M2_SPELLINGS, M3_SPELLINGS, ReasoningSplit, Spellings, format_options
 
-__all__ = ["PARSER_NAME", "M2ParseReasoningParser", "M2ParseToolParser", "restore_markers"]
+__all__ = [
+    "M3_PARSER_NAME",
+    "PARSER_NAME",
+    "M2ParseM3ReasoningParser",
+    "M2ParseM3ToolParser",
+    "M2ParseReasoningParser",
+    "M2ParseToolParser",
+    "restore_markers",
+]
 
 PARSER_NAME = "m2parse"
+#: vLLM's own M3 parsers are ``minimax_m3``; ours sit beside them under this name.
+M3_PARSER_NAME = "m2parse_m3"
 
 logger = logging.getLogger(__name__)
 
 #: Every marker M2 writes as one token; any of them may reach us as an id without text.
 MARKERS = (THINK_OPEN, THINK_CLOSE, TOOL_CALL_OPEN, TOOL_CALL_CLOSE, *TURN_MARKERS)
+#: M3's markers that may be single tokens: the think tags, the namespace token before every call tag, the turn
+#: markers (the tool-call block tags are the namespace token followed by plain text).
+M3_MARKERS = (m3.THINK_OPEN, m3.THINK_CLOSE, m3.NAMESPACE, *m3.TURN_MARKERS)
 
 
 # ---------------------------------------------------------------------------------------------- token ids
 
 
-def marker_token_ids(vocab: Mapping[str, int]) -> dict[int, str]:
+def marker_token_ids(vocab: Mapping[str, int], markers: Sequence[str] = MARKERS) -> dict[int, str]:
     """id -> marker text, for the markers that are single tokens of this tokenizer."""
-    return {vocab[marker]: marker for marker in MARKERS if marker in vocab}
+    return {vocab[marker]: marker for marker in markers if marker in vocab}
 
 
 def strippable_markers(markers: Mapping[int, str], decode: Callable[[list[int]], str]) -> dict[int, str]:
@@ -141,31 +162,56 @@ def _decoder(tokenizer: Any) -> Callable[[list[int]], str]:
     return decode
 
 
-def _last_think_tag(token_ids: Sequence[int], markers: Mapping[int, str]) -> str | None:
+def _last_think_tag(token_ids: Sequence[int], markers: Mapping[int, str], tags: Spellings = M2_SPELLINGS) -> str | None:
     for token in reversed(token_ids):
         marker = markers.get(token)
-        if marker in (THINK_OPEN, THINK_CLOSE):
+        if marker in (tags.think_open, tags.think_close):
             return marker
     return None
+
+
+def m3_mode_from_prompt(prompt_tail: str) -> str:
+    """M3's thinking mode from the end of the rendered prompt: what the template's generation prompt wrote."""
+    tail = prompt_tail.rstrip()
+    if tail.endswith(m3.THINK_OPEN):
+        return "enabled"
+    if tail.endswith(m3.THINK_CLOSE):
+        return "disabled"
+    return "adaptive"
+
+
+def _kwarg_mode(kwargs: Mapping[str, Any] | None) -> str | None:
+    """``chat_template_kwargs.thinking_mode`` when it is one of M3's modes (others render as adaptive)."""
+    mode = (kwargs or {}).get("thinking_mode")
+    return mode if mode in m3.THINKING_MODES else None
 
 
 # ---------------------------------------------------------------------------------------------- after the reasoning
 
 
 def content_parser(
-    tools: Iterable[Mapping[str, Any]] | None, *, inline: bool, tool_calls: bool = True
+    tools: Iterable[Mapping[str, Any]] | None,
+    *,
+    inline: bool,
+    tool_calls: bool = True,
+    model_format: str = "m2",
+    thinking_mode: str | None = None,
 ) -> StreamParser:
-    """The machine for what follows the reasoning: it starts just after a ``</think>`` it did not see.
-    ``tool_calls=False`` (``tool_choice: "none"``) keeps any call markup in the content, as text."""
+    """The machine for what follows the reasoning: it starts just after a think close it did not see (M3: an
+    ``enabled`` machine fed ``</mm:think>``, the state after any reasoning). Inline, it reads the whole output
+    (M3 with the request's ``thinking_mode``). ``tool_calls=False`` (``tool_choice: "none"``) keeps any call
+    markup in the content, as text."""
     mode = "inline" if inline else "separated"
     options: dict[str, Any] = {"reasoning": mode, "tool_calls": tool_calls, "id_factory": make_tool_call_id}
+    if model_format == "m3":
+        options.update(format_options("m3", thinking_mode if inline else "enabled"))
     try:
         parser = StreamParser(tools, **options)
     except ToolsError as exc:  # vLLM validated the request already; never fail a generation over it
         logger.warning("m2parse: ignoring the request's tools (%s); tool calls are parsed without schemas", exc)
         parser = StreamParser(None, **options)
     if not inline:
-        parser.feed(THINK_CLOSE)
+        parser.feed(M3_SPELLINGS.think_close if model_format == "m3" else THINK_CLOSE)
     return parser
 
 
@@ -210,26 +256,32 @@ def _tool_dicts(tools: Sequence[Any] | None) -> list[Mapping[str, Any]] | None:
 
 @ReasoningParserManager.register_module(PARSER_NAME)
 class M2ParseReasoningParser(ReasoningParser):
-    """Separates M2's reasoning with m2parse and hands the raw rest on (see the module docstring)."""
+    """Separates the reasoning with m2parse and hands the raw rest on (see the module docstring)."""
 
     engine_based_streaming = True
+    model_format = "m2"
+    tags: Spellings = M2_SPELLINGS
+    markers: tuple[str, ...] = MARKERS
 
     def __init__(self, tokenizer: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(tokenizer, *args, **kwargs)
-        self._markers = marker_token_ids(self.vocab)
+        self._markers = marker_token_ids(self.vocab, self.markers)
         self._ids = {marker: token for token, marker in self._markers.items()}
+        self._tokenizer = tokenizer
         self._decode = _decoder(tokenizer)
         self._strippable = strippable_markers(self._markers, self._decode)
         self._starts_in_reasoning = True
+        #: M3: the request's kwarg until a prompt says otherwise (vLLM passes chat_template_kwargs here).
+        self._thinking_mode = _kwarg_mode(kwargs.get("chat_template_kwargs"))
         self._front: ReasoningSplit | None = None
 
     @property
     def reasoning_start_str(self) -> str:
-        return THINK_OPEN
+        return self.tags.think_open
 
     @property
     def reasoning_end_str(self) -> str:
-        return THINK_CLOSE
+        return self.tags.think_close
 
     def adjust_request(self, request: Any) -> Any:
         request.skip_special_tokens = False
@@ -240,18 +292,21 @@ class M2ParseReasoningParser(ReasoningParser):
         # One with no think tag at all did not open it: only a leading <think> in the output does.
         self._starts_in_reasoning = _last_think_tag(prompt_token_ids, self._markers) == THINK_OPEN
 
+    def _split(self) -> ReasoningSplit:
+        return ReasoningSplit(starts_in_reasoning=self._starts_in_reasoning)
+
     # The structured-output gate (engine core) and the prompt check use these; they look at ids only.
     def is_reasoning_end(self, input_ids: Sequence[int]) -> bool:
-        return _last_think_tag(input_ids, self._markers) == THINK_CLOSE
+        return _last_think_tag(input_ids, self._markers, self.tags) == self.tags.think_close
 
     def is_reasoning_end_streaming(self, input_ids: Sequence[int], delta_ids: Iterable[int]) -> bool:
-        end = self._ids.get(THINK_CLOSE)
+        end = self._ids.get(self.tags.think_close)
         return end is not None and end in delta_ids
 
     def extract_content_ids(self, input_ids: list[int]) -> list[int]:
         for i, token in enumerate(input_ids):
             marker = self._markers.get(token)
-            if marker == THINK_CLOSE:
+            if marker == self.tags.think_close:
                 return input_ids[i + 1 :]
             if marker == TOOL_CALL_OPEN:
                 return input_ids[i:]
@@ -259,12 +314,12 @@ class M2ParseReasoningParser(ReasoningParser):
 
     def count_reasoning_tokens(self, token_ids: Sequence[int]) -> int:
         for i, token in enumerate(token_ids):
-            if self._markers.get(token) in (THINK_CLOSE, TOOL_CALL_OPEN):
+            if self._markers.get(token) in (self.tags.think_close, TOOL_CALL_OPEN):
                 return i
         return len(token_ids)
 
     def extract_reasoning(self, model_output: str, request: Any) -> tuple[str | None, str | None]:
-        front = ReasoningSplit(starts_in_reasoning=self._starts_in_reasoning)
+        front = self._split()
         _, handoff = front.feed(model_output)
         _, content = front.finish()
         return front.parser.result.reasoning_content, (handoff if handoff is not None else content) or None
@@ -279,7 +334,7 @@ class M2ParseReasoningParser(ReasoningParser):
         delta_token_ids: Sequence[int],
     ) -> DeltaMessage | None:
         if self._front is None:
-            self._front = ReasoningSplit(starts_in_reasoning=self._starts_in_reasoning)
+            self._front = self._split()
         text = restore_markers(delta_text, delta_token_ids, self._strippable, self._decode)
         reasoning, handoff = self._front.feed(text)
         if not reasoning and not handoff:
@@ -299,6 +354,71 @@ class M2ParseReasoningParser(ReasoningParser):
         return DeltaMessage(reasoning=reasoning or None, content=content or None)
 
 
+@ReasoningParserManager.register_module(M3_PARSER_NAME)
+class M2ParseM3ReasoningParser(M2ParseReasoningParser):
+    """MiniMax-M3's reasoning (``--reasoning-parser m2parse_m3``): where it starts follows ``thinking_mode``.
+
+    The id-based checks (the structured-output gate, vLLM's prompt check) look for ``</mm:think>`` as one token,
+    as the M2 ones do for ``</think>``; M3's tokenizer has both think tags as vocabulary entries. A "disabled"
+    prompt ends with ``</mm:think>``, so the structured-output gate is open from the start; only vLLM's prompt
+    check (right after ``set_prompt_token_ids``) is told otherwise, so that a leading ``<mm:think>`` is still
+    read as reasoning, as ``parse()`` reads it.
+    """
+
+    model_format = "m3"
+    tags = M3_SPELLINGS
+    markers = M3_MARKERS
+
+    def set_prompt_token_ids(self, prompt_token_ids: Sequence[int]) -> None:
+        # The generation prompt is ]~b]ai\n then <mm:think>, </mm:think> or nothing: a few tokens decode it.
+        tail = self._tokenizer.decode(list(prompt_token_ids[-8:]), skip_special_tokens=False)
+        self._thinking_mode = m3_mode_from_prompt(str(tail))
+        self._prompt_length = len(prompt_token_ids)
+
+    def _split(self) -> ReasoningSplit:
+        return ReasoningSplit(model_format="m3", thinking_mode=self._thinking_mode)
+
+    _prompt_length: int | None = None
+
+    def is_reasoning_end(self, input_ids: Sequence[int]) -> bool:
+        if self._thinking_mode == "disabled" and len(input_ids) == self._prompt_length:
+            # vLLM's prompt check: a "disabled" output may still open with <mm:think>, which parse() reads as
+            # reasoning, so the reasoning parser must see its start (it hands anything else on at once).
+            return False
+        # Only the last turn counts: M3's system block and every earlier assistant turn hold think tags too (the
+        # template's instructions spell <mm:think></mm:think>), so a prompt for adaptive mode would otherwise look
+        # closed. After the last ]~b], the generation prompt's own tag (disabled: </mm:think>) or the model's.
+        turn = self._ids.get(m3.TURN_START)
+        start = 0
+        if turn is not None:
+            start = next((i + 1 for i in range(len(input_ids) - 1, -1, -1) if input_ids[i] == turn), 0)
+        return _last_think_tag(input_ids[start:], self._markers, self.tags) == self.tags.think_close
+
+    def _reasoning_span(self, token_ids: Sequence[int]) -> tuple[int, int] | None:
+        """(first reasoning token, the ``</mm:think>`` ending it or the end) of an output's ids, as ``parse()``
+        reads the start: enabled is reasoning from the first token; adaptive opens with ``<mm:think>`` or a bare
+        ``</mm:think>``, disabled only with ``<mm:think>``. None: the output opens with neither (content)."""
+        start = 0
+        if self._thinking_mode != "enabled":
+            first = self._markers.get(token_ids[0]) if token_ids else None
+            openers = (m3.THINK_OPEN,) if self._thinking_mode == "disabled" else (m3.THINK_OPEN, m3.THINK_CLOSE)
+            if first not in openers:
+                return None
+            start = 1 if first == m3.THINK_OPEN else 0
+        for i in range(start, len(token_ids)):
+            if self._markers.get(token_ids[i]) == m3.THINK_CLOSE:
+                return start, i
+        return start, len(token_ids)
+
+    def extract_content_ids(self, input_ids: list[int]) -> list[int]:
+        span = self._reasoning_span(input_ids)
+        return input_ids if span is None else input_ids[span[1] + 1 :]
+
+    def count_reasoning_tokens(self, token_ids: Sequence[int]) -> int:
+        span = self._reasoning_span(token_ids)
+        return 0 if span is None else span[1] - span[0]
+
+
 @ToolParserManager.register_module(PARSER_NAME)
 class M2ParseToolParser(ToolParser):
     """Content and typed tool calls with m2parse, for the text after the reasoning (see the module docstring)."""
@@ -306,13 +426,15 @@ class M2ParseToolParser(ToolParser):
     engine_based_streaming = True
     # M2 writes its own XML calls whatever tool_choice says: parse them, never force vLLM's JSON format.
     supports_required_and_named = False
+    model_format = "m2"
+    markers: tuple[str, ...] = MARKERS
 
     def __init__(self, tokenizer: Any, tools: list[Any] | None = None) -> None:
         super().__init__(tokenizer, tools)
         #: Set by vLLM when no reasoning parser is configured: the reasoning is content, parsed inline.
         self.skip_reasoning_parsing = False
         self._decode = _decoder(tokenizer)
-        self._strippable = strippable_markers(marker_token_ids(self.vocab), self._decode)
+        self._strippable = strippable_markers(marker_token_ids(self.vocab, self.markers), self._decode)
         self._parser: StreamParser | None = None
 
     def adjust_request(self, request: Any) -> Any:
@@ -325,7 +447,13 @@ class M2ParseToolParser(ToolParser):
         # tool_choice "none": vLLM still runs this parser (it is engine-based) and then drops whatever tool_calls
         # it returns, so a call must stay in the content as text or it would be lost (as m2parse serve does).
         calls = getattr(request, "tool_choice", None) != "none"
-        return content_parser(tools, inline=self.skip_reasoning_parsing, tool_calls=calls)
+        return content_parser(
+            tools,
+            inline=self.skip_reasoning_parsing,
+            tool_calls=calls,
+            model_format=self.model_format,
+            thinking_mode=_kwarg_mode(getattr(request, "chat_template_kwargs", None)),
+        )
 
     def extract_tool_calls(self, model_output: str, request: Any) -> ExtractedToolCallInformation:
         parser = self._new_parser(request)
@@ -357,3 +485,12 @@ class M2ParseToolParser(ToolParser):
         if self._parser is None:
             return None
         return events_to_delta(self._parser.finish())
+
+
+@ToolParserManager.register_module(M3_PARSER_NAME)
+class M2ParseM3ToolParser(M2ParseToolParser):
+    """MiniMax-M3's content and typed tool calls (``--tool-call-parser m2parse_m3``): nested arguments typed by
+    the schema, streamed as JSON fragments as early as is safe."""
+
+    model_format = "m3"
+    markers = M3_MARKERS

@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from ..backends import BackendError, get_protocol
 from ..backends.client import BackendClient
+from .access_log import Observe, record_of
 from .chat import (
     OFFLOAD_BYTES,
     Prepared,
@@ -36,6 +37,9 @@ from .chat import (
 from .config import ServerConfig
 from .errors import APIError, from_backend, too_large
 from .streaming import ChunkWriter, SSEResponse, chat_chunks
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger("m2parse.server")
 T = TypeVar("T")
@@ -170,8 +174,8 @@ def create_app(config: ServerConfig) -> Starlette:
             )
             yield
 
-    def check_key(request: Request) -> None:
-        if config.api_key is None:
+    def check_key(request: Request, key: str | None = config.api_key) -> None:
+        if key is None:
             return
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -179,18 +183,22 @@ def create_app(config: ServerConfig) -> Starlette:
             raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
         # bytes against bytes: the header arrives as latin-1 (its raw bytes), the key is ASCII (ServerConfig checks)
         sent = token.strip().encode("latin-1")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(sent, config.api_key.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent, key.encode()):
             raise APIError(401, "incorrect API key", code="invalid_api_key")
 
     async def chat_completions(request: Request) -> Any:
+        record = record_of(request.scope)
         try:
             check_key(request)
             raw = await read_body(request, config.max_request_bytes)
             prepared = await prepare_off_loop(raw)
             chat = prepared.request
             backend: BackendClient = request.app.state.backend
+            if record is not None:
+                record.stream, record.model = chat.stream, config.model_name
+                record.backend_started = time.perf_counter()
             if not chat.stream:
-                reply = await until_disconnect(request, complete(backend, prepared, config))
+                reply = await until_disconnect(request, complete(backend, prepared, config, record))
                 if reply is None:
                     return Response(status_code=499)
                 return Response(reply, media_type="application/json")
@@ -199,9 +207,13 @@ def create_app(config: ServerConfig) -> Starlette:
             return exc.response()
         except BackendError as exc:
             log.warning("backend failed: %s", exc.message)
+            if record is not None:
+                record.backend_failed(exc.kind, exc.message)
             return from_backend(exc).response()
         writer = ChunkWriter(completion_id(), config.model_name, include_usage=chat.include_usage)
-        return SSEResponse(chat_chunks(stream, prepared, writer, config), on_close=stream.aclose)
+        if record is not None:
+            record.completion_id = writer.completion_id
+        return SSEResponse(chat_chunks(stream, prepared, writer, config, record), on_close=stream.aclose)
 
     async def prepare_off_loop(raw: bytes) -> Prepared:
         """Small requests without tools are cheap: prepared on the loop. Others (tool schemas to check, long
@@ -232,6 +244,15 @@ def create_app(config: ServerConfig) -> Starlette:
         }
         return JSONResponse(body, status_code=200 if status["ready"] else 503)
 
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format; the scraper's own key (``metrics_key``) when set, else the API key."""
+        try:
+            check_key(request, config.metrics_key or config.api_key)
+        except APIError as exc:
+            return exc.response()
+        assert observed is not None
+        return Response(observed.exposition(), media_type=observed.content_type)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
@@ -248,10 +269,27 @@ def create_app(config: ServerConfig) -> Starlette:
         Route("/v1/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
+    observed = _metrics()
+    if observed is not None:
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.add_middleware(OriginCheck, allowed=config.allowed_origins)
+    app.add_middleware(Observe, metrics=observed)  # outermost: counts and logs every answer, a 403 too
     return app
+
+
+def _metrics() -> Metrics | None:
+    """The app's metrics, or None (no ``/metrics``, a warning) when prometheus_client is missing: it came into
+    the ``[server]`` extra later than the rest, and an older install should still serve."""
+    try:
+        from .metrics import Metrics
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "prometheus_client":
+            raise
+        log.warning("no /metrics: prometheus_client is not installed (pip install '.[server]')")
+        return None
+    return Metrics.from_environment()

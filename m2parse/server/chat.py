@@ -24,13 +24,16 @@ from ..backends import Piece, SamplingParams, Usage
 from ..backends.base import find_surrogate, one_line
 from ..backends.client import RESERVED_EXTRA_KEYS, BackendClient
 from ..format import THINK_OPEN
+from ..formats import m3
 from ..message import ParsedMessage
 from ..parser import StreamParser
 from ..problems import INVALID_UNICODE, Problem
 from ..render import RenderWarning, render_prompt
 from ..schema import ToolsError, ToolSpec, normalize_tools, tool_schema_error
+from .access_log import RequestRecord
 from .config import ServerConfig
 from .errors import APIError, bad_request
+from .grammar_fields import grammar_body, grammar_options
 
 log = logging.getLogger("m2parse.server")
 
@@ -69,6 +72,8 @@ class ChatRequest:
     keep_truncated: bool = False
     #: ``m2parse.backend_extra``: merged into the backend request body at top level
     backend_extra: Mapping[str, Any] | None = None
+    #: ``chat_template_kwargs.thinking_mode`` (as vLLM and SGLang take it): None when unset
+    thinking_mode: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -376,8 +381,10 @@ def _extension(ext: Any) -> Extension:
         if key == "backend_extra":
             extra = _backend_extra(value)
             continue
+        if key == "grammar":  # grammar bounds: checked with the grammar (grammar_fields.grammar_options)
+            continue
         if key not in _OPTION_TYPES:
-            allowed = ", ".join((*_OPTION_TYPES, "keep_truncated_tool_calls", "backend_extra"))
+            allowed = ", ".join((*_OPTION_TYPES, "keep_truncated_tool_calls", "backend_extra", "grammar"))
             raise bad_request(f"'m2parse.{key}' is not an option the server takes ({allowed})", f"m2parse.{key}")
         kind, choices = _OPTION_TYPES[key]
         if not isinstance(value, kind) or (choices is not None and value not in choices):
@@ -415,6 +422,13 @@ def parse_request(body: Any, config: ServerConfig, checks: SchemaChecks | None =
         raise bad_request("'stream_options.include_usage' must be a boolean", "stream_options.include_usage")
     _check_ignored_fields(body)
     ext = _extension(body.get("m2parse"))
+    thinking_mode = _thinking_mode(body.get("chat_template_kwargs"))
+    if config.model_format == "m3" and "starts_in_reasoning" in dict(ext.parser_options):
+        raise bad_request(
+            "'m2parse.starts_in_reasoning' is for M2 prompts; an M3 prompt says where the output starts with "
+            "'chat_template_kwargs.thinking_mode'",
+            "m2parse.starts_in_reasoning",
+        )
     return ChatRequest(
         messages=messages,
         tools=tools,
@@ -426,7 +440,26 @@ def parse_request(body: Any, config: ServerConfig, checks: SchemaChecks | None =
         tool_calls=body.get("tool_choice") != "none",
         keep_truncated=ext.keep_truncated,
         backend_extra=ext.backend_extra,
+        thinking_mode=thinking_mode,
     )
+
+
+def _thinking_mode(kwargs: Any) -> str | None:
+    """``chat_template_kwargs.thinking_mode``: one of M3's three modes, or None (absent or null: unset).
+
+    Any other value is a 400: the M3 template would render it as no mode at all (its system block then states
+    none, and the generation prompt is the adaptive one), a prompt none of the documented modes gives. The
+    other keys are not template variables here and are ignored, as a template ignores variables it never reads.
+    """
+    if kwargs is None:
+        return None
+    if not isinstance(kwargs, Mapping):
+        raise bad_request("'chat_template_kwargs' must be an object", "chat_template_kwargs")
+    mode = kwargs.get("thinking_mode")
+    if mode is not None and mode not in m3.THINKING_MODES:
+        param = "chat_template_kwargs.thinking_mode"
+        raise bad_request(f"'{param}' must be one of {', '.join(m3.THINKING_MODES)} (or null: unset)", param)
+    return mode
 
 
 # ---------------------------------------------------------------------------------------------- the completion
@@ -456,12 +489,17 @@ def render(request: ChatRequest, config: ServerConfig) -> str:
 
 
 def _render(request: ChatRequest, config: ServerConfig, *, strict: bool) -> str:
+    # thinking_mode goes to the templates that may read it: M3's and any template file; the M2 ones never do.
+    kwargs: dict[str, Any] = {}
+    if request.thinking_mode is not None and (config.model_format == "m3" or config.chat_template is not None):
+        kwargs["thinking_mode"] = request.thinking_mode
     return render_prompt(
         request.messages,
         request.prompt_tools,
         template=config.template,
         chat_template=config.chat_template,
         strict=strict,
+        **kwargs,
     )
 
 
@@ -470,10 +508,14 @@ warnings.filterwarnings("ignore", category=RenderWarning, module=r"m2parse\.serv
 
 
 def new_parser(request: ChatRequest, prompt: str, config: ServerConfig) -> StreamParser:
-    """The prompt decides where the output starts: after ``<think>\\n`` it starts inside reasoning."""
+    """The prompt decides where the output starts: after ``<think>\\n`` it starts inside reasoning (M2); for M3
+    see :func:`m3_thinking_mode`."""
+    start: dict[str, Any] = {"starts_in_reasoning": prompt.rstrip().endswith(THINK_OPEN)}
+    if config.model_format == "m3":
+        start = {"format": "m3", "thinking_mode": m3_thinking_mode(prompt)}
     options: dict[str, Any] = {
         "reasoning": config.reasoning,
-        "starts_in_reasoning": prompt.rstrip().endswith(THINK_OPEN),
+        **start,
         "infer_types": config.infer_types,
         "unknown_tool": config.unknown_tool,
         "unknown_parameter": config.unknown_parameter,
@@ -483,6 +525,19 @@ def new_parser(request: ChatRequest, prompt: str, config: ServerConfig) -> Strea
     if not request.tool_calls:
         options["tool_calls"] = False  # tool_choice "none": markup stays in the content, reported
     return StreamParser(request.tools, **options)
+
+
+def m3_thinking_mode(prompt: str) -> str:
+    """The M3 parser's thinking mode, read off the end of the rendered prompt rather than the request's kwarg:
+    it is what the model was given, also under a template file that ignores or renames ``thinking_mode``.
+    ``<mm:think>`` (enabled): the output starts inside reasoning; ``</mm:think>`` (disabled): it is content;
+    anything else (adaptive, or the kwarg unset): the model writes the think tags itself."""
+    tail = prompt.rstrip()
+    if tail.endswith(m3.THINK_OPEN):
+        return "enabled"
+    if tail.endswith(m3.THINK_CLOSE):
+        return "disabled"
+    return "adaptive"
 
 
 # ---------------------------------------------------------------------------------------------- off the loop
@@ -531,7 +586,26 @@ def prepare(raw: bytes, config: ServerConfig, checks: SchemaChecks | None = None
 def prepare_body(body: Any, config: ServerConfig, checks: SchemaChecks | None = None) -> Prepared:
     request = parse_request(body, config, checks)
     prompt = render(request, config)
+    request = with_grammar(request, body, prompt, config)
     return Prepared(request, prompt, new_parser(request, prompt, config))
+
+
+def with_grammar(request: ChatRequest, body: Mapping[str, Any], prompt: str, config: ServerConfig) -> ChatRequest:
+    """The request with the grammar its tool_choice/strict tools need merged under its ``backend_extra`` (the
+    client's own keys win); a 400 when the backend cannot take one (see grammar_fields)."""
+    ext = body.get("m2parse")
+    bounds = ext.get("grammar") if isinstance(ext, Mapping) else None
+    fields = grammar_body(
+        config.backend_type if config.model_format != "m3" else "m3",
+        request.tools,
+        body.get("tool_choice"),
+        starts_in_reasoning=prompt.rstrip().endswith(THINK_OPEN),
+        options=grammar_options(bounds, body.get("parallel_tool_calls")),
+        fallback=config.unconstrained_fallback,
+    )
+    if not fields:
+        return request
+    return replace(request, backend_extra={**fields, **(request.backend_extra or {})})
 
 
 def cheap(body: Any) -> bool:
@@ -629,23 +703,30 @@ def _parse_whole(parser: StreamParser, text: str) -> ParsedMessage:
     return parser.result
 
 
-async def complete(backend: BackendClient, prepared: Prepared, config: ServerConfig) -> bytes:
+async def complete(
+    backend: BackendClient, prepared: Prepared, config: ServerConfig, record: RequestRecord | None = None
+) -> bytes:
     """The non-streaming reply as JSON bytes (BackendError propagates; the app maps it). A long output is
-    parsed, settled and serialised in a worker thread: all three cost time in proportion to it."""
+    parsed, settled and serialised in a worker thread: all three cost time in proportion to it. ``record``
+    (``/metrics``, the JSON access log) learns the backend's latency and the outcome."""
     request = prepared.request
     piece: Piece = await backend.complete(prepared.prompt, request.sampling, extra=request.backend_extra)
+    if record is not None:
+        record.backend_answered()
     if heavy_piece(request, piece.text, config):
-        return await anyio.to_thread.run_sync(reply_body, prepared, piece, config)
-    return reply_body(prepared, piece, config)
+        return await anyio.to_thread.run_sync(reply_body, prepared, piece, config, record)
+    return reply_body(prepared, piece, config, record)
 
 
-def reply_body(prepared: Prepared, piece: Piece, config: ServerConfig) -> bytes:
+def reply_body(prepared: Prepared, piece: Piece, config: ServerConfig, record: RequestRecord | None = None) -> bytes:
     result = _parse_whole(prepared.parser, piece.text)
     check = OutputCheck()
     check.see(piece)
     outcome = settle(result, piece.finish_reason, prepared.request, check)
     cid = completion_id()
     log_problems(cid, outcome.message)
+    if record is not None:
+        record.settled(cid, outcome, result)
     choice = {
         "index": 0,
         "message": outcome.message.to_openai(reasoning_field=config.reasoning_field),

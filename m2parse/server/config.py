@@ -7,6 +7,7 @@ from typing import Literal
 
 from ..backends import check_base_url, get_protocol
 from ..format import RECOMMENDED_SAMPLING
+from ..formats.detect import FORMATS, template_format
 
 ReasoningMode = Literal["separated", "inline"]
 ReasoningField = Literal["reasoning_content", "reasoning", "both"]
@@ -26,6 +27,9 @@ class ServerConfig:
     template: str = "MiniMax-M2"
     #: a chat template's text (``--chat-template FILE``), rendered instead of the built-in ``template``
     chat_template: str | None = None
+    #: the output format the parser reads, "m2" or "m3"; None (the default): the template's own, a built-in
+    #: variant's ``format`` or, for a ``chat_template`` text, ``formats.detect.detect_format`` of it
+    model_format: str | None = None
     reasoning: ReasoningMode = "separated"
     reasoning_field: ReasoningField = "reasoning_content"
     infer_types: bool = False
@@ -49,9 +53,19 @@ class ServerConfig:
     #: exact origins, ``*`` patterns (``chrome-extension://*``), or ``*`` for any. Requests without ``Origin``
     #: (every non-browser client) are not affected
     allowed_origins: tuple[str, ...] = ()
+    #: a request that needs a grammar (tool_choice required/named, strict tools) on a backend type that cannot take
+    #: one (openai, tgi; M3) is sent without it instead of being refused with 400 (docs/grammar.md)
+    unconstrained_fallback: bool = False
+    #: when set, ``/metrics`` requires ``Authorization: Bearer <metrics_key>`` (instead of ``api_key``), so a
+    #: scraper's credential cannot call the model
+    metrics_key: str | None = None
 
     def __post_init__(self) -> None:
         get_protocol(self.backend_type)  # raises ValueError on an unknown type
+        if self.model_format is None:  # resolved once here, not per request (detection reads the whole template)
+            object.__setattr__(self, "model_format", template_format(self.template, self.chat_template))
+        if self.model_format not in FORMATS:
+            raise ValueError(f"model_format must be one of {', '.join(FORMATS)}, not {self.model_format!r}")
         check_base_url(self.backend_url)  # raises ValueError saying what is wrong with it
         if self.default_max_tokens is not None and self.default_max_tokens < 1:
             raise ValueError("default_max_tokens must be a positive integer")
@@ -68,11 +82,12 @@ class ServerConfig:
             raise ValueError("timeouts must be positive")
         if self.max_request_bytes < 1 or self.max_backend_line_bytes < 1:
             raise ValueError("max_request_bytes and max_backend_line_bytes must be positive")
-        if self.api_key is not None and not _is_header_token(self.api_key):
-            raise ValueError(
-                "the API key must be printable ASCII without spaces: HTTP clients (the openai SDK among them) "
-                "cannot send other characters in a header, so such a key could never match"
-            )
+        for key in (self.api_key, self.metrics_key):
+            if key is not None and not _is_header_token(key):
+                raise ValueError(
+                    "the API key must be printable ASCII without spaces: HTTP clients (the openai SDK among them) "
+                    "cannot send other characters in a header, so such a key could never match"
+                )
 
 
 def _is_header_token(key: str) -> bool:

@@ -21,6 +21,7 @@ from ..backends import BackendError, Usage
 from ..backends.client import BackendStream
 from ..events import ContentDelta, Event, ReasoningDelta, ToolCallArgumentsDelta, ToolCallEnd, ToolCallStart
 from ..openai_deltas import event_to_delta
+from .access_log import RequestRecord
 from .chat import OFFLOAD_BYTES, OutputCheck, Prepared, heavy_piece, log_problems, settle
 from .config import ServerConfig
 from .errors import APIError, from_backend
@@ -64,8 +65,10 @@ async def chat_chunks(
     prepared: Prepared,
     writer: ChunkWriter,
     config: ServerConfig,
+    record: RequestRecord | None = None,
 ) -> AsyncIterator[bytes]:
     """The whole SSE body. Always closes the backend stream, also when the client goes away (cancellation).
+    ``record`` (``/metrics``, the JSON access log) learns the latencies, the outcome and any backend failure.
 
     A piece that may be costly to parse (long, or closing a call whose arguments are validated) is parsed in a
     worker thread, so one stream's work never holds up the others'.
@@ -84,6 +87,8 @@ async def chat_chunks(
         tail = deltas.render(parser.finish())
         outcome = settle(parser.result, backend_finish, request, check)
         log_problems(writer.completion_id, outcome.message)
+        if record is not None:
+            record.settled(writer.completion_id, outcome, parser.result)
         tail += writer.chunk({}, outcome.finish_reason, outcome.extension_json())
         if include_usage:
             tail += writer.usage(usage or Usage(completion_tokens=received))
@@ -99,10 +104,15 @@ async def chat_chunks(
                 received += 1
                 check.see(piece)
                 if piece.text:
+                    arrived = time.perf_counter()
+                    if record is not None:
+                        record.backend_answered()
                     if heavy_piece(request, piece.text, config):
                         out = await anyio.to_thread.run_sync(step, piece.text)
                     else:
                         out = step(piece.text)
+                    if record is not None:
+                        record.chunk(arrived, bool(out))
                     if out:
                         yield out
                 if piece.finish_reason:
@@ -115,6 +125,8 @@ async def chat_chunks(
             yield finish(backend_finish, usage, received)
     except BackendError as exc:
         log.warning("%s: backend failed mid-stream: %s", writer.completion_id, exc.message)
+        if record is not None:
+            record.backend_failed(exc.kind, exc.message)
         yield from_backend(exc).sse()
     except Exception:  # a bug must still end the stream in the documented way
         log.exception("%s: internal error mid-stream", writer.completion_id)

@@ -1,4 +1,5 @@
-"""m2parse as SGLang detectors: ``M2ParseDetector`` (tool calls) and two reasoning detectors.
+"""m2parse as SGLang detectors: ``M2ParseDetector`` (tool calls) and two reasoning detectors, and their MiniMax-M3
+forms (``M2ParseM3Detector``, ``M2ParseM3ReasoningDetector``).
 
 SGLang runs a request's output through the reasoning detector first and hands its ``normal_text`` to the tool
 detector (``FunctionCallParser``), which turns m2parse's events into ``ToolCallItem`` s: the name once, at the
@@ -10,6 +11,12 @@ Which text the tool detector reads decides its mode, from the first characters:
 - ``</think>…`` — the hand-off of the ``m2parse`` reasoning detector: content after a closed reasoning;
 - ``<think>…`` — the ``m2parse-append-think`` pass-through: m2parse's inline mode, reasoning kept in content;
 - anything else — the raw output (no reasoning parser, or ``separate_reasoning: false``): inline mode too.
+
+M3 reads the same way with its own tags (``</mm:think>``, ``<mm:think>``, ``]<]minimax[>[<tool_call>``). A raw
+adaptive M3 output that opens with a bare ``</mm:think>`` reads as the hand-off does, which is also what
+``parse()`` makes of it (no reasoning, the rest is content). Where an M3 output starts depends on the request's
+``chat_template_kwargs.thinking_mode``; SGLang gives a reasoning detector only a ``force_reasoning`` flag, so
+:func:`~m2parse.integrations.sglang.register` passes the kwarg on (see ``take_chat_template_kwargs``).
 """
 
 from __future__ import annotations
@@ -24,13 +31,21 @@ from sglang.srt.parser.reasoning_parser import BaseReasoningFormatDetector
 from sglang.srt.parser.reasoning_parser import StreamingParseResult as ReasoningResult
 
 from ...events import ContentDelta, Event, ToolCallArgumentsDelta, ToolCallEnd, ToolCallStart
-from ...format import THINK_CLOSE, THINK_OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from ...format import THINK_CLOSE, THINK_OPEN
+from ...formats import m3
 from ...parser import StreamParser
 from ...problems import Problem
 from ...schema import ToolsError
+from ..reasoning_split import M2_SPELLINGS, M3_SPELLINGS, Spellings
 from .split import ReasoningSplit, split_whole
 
-__all__ = ["M2ParseAppendThinkDetector", "M2ParseDetector", "M2ParseReasoningDetector"]
+__all__ = [
+    "M2ParseAppendThinkDetector",
+    "M2ParseDetector",
+    "M2ParseM3Detector",
+    "M2ParseM3ReasoningDetector",
+    "M2ParseReasoningDetector",
+]
 
 logger = logging.getLogger("m2parse.integrations.sglang")
 
@@ -49,10 +64,10 @@ def _log_problems(problems: Sequence[Problem]) -> None:
         logger.warning("m2parse: %s at offset %d: %s", problem.code, problem.offset, problem.message)
 
 
-def _mode(text: str) -> str | None:
+def _mode(text: str, tags: Spellings = M2_SPELLINGS) -> str | None:
     """ "separated", "inline", or None while the start is still ambiguous (see the module docstring)."""
     start = text.lstrip(_WHITESPACE)
-    for tag, mode in ((THINK_CLOSE, "separated"), (THINK_OPEN, "inline")):
+    for tag, mode in ((tags.think_close, "separated"), (tags.think_open, "inline")):
         if start.startswith(tag):
             return mode
         if tag.startswith(start):  # empty, or a tag not yet complete
@@ -63,10 +78,12 @@ def _mode(text: str) -> str | None:
 class M2ParseDetector(BaseFormatDetector):
     """SGLang tool-call detector backed by one ``StreamParser`` per output (``--tool-call-parser m2parse``)."""
 
+    tags: Spellings = M2_SPELLINGS
+
     def __init__(self) -> None:
         super().__init__()
-        self.bot_token = TOOL_CALL_OPEN
-        self.eot_token = TOOL_CALL_CLOSE
+        self.bot_token = self.tags.tool_call_open
+        self.eot_token = self.tags.tool_call_close
         #: Calls the output cut off: SGLang then keeps finish_reason "length"/"stop" rather than "tool_calls".
         self.incomplete_tool_call_indices: set[int] = set()
         self._parser: StreamParser | None = None
@@ -76,8 +93,8 @@ class M2ParseDetector(BaseFormatDetector):
 
     def has_tool_call(self, text: str) -> bool:
         """Whether the text needs this detector: a call, or reasoning markup only it can place."""
-        start = text.lstrip(_WHITESPACE)
-        return TOOL_CALL_OPEN in text or THINK_CLOSE in text or start.startswith(THINK_OPEN)
+        start, tags = text.lstrip(_WHITESPACE), self.tags
+        return tags.tool_call_open in text or tags.think_close in text or start.startswith(tags.think_open)
 
     @classmethod
     def parses_without_tools(cls) -> bool:
@@ -110,7 +127,7 @@ class M2ParseDetector(BaseFormatDetector):
     def parse_streaming_increment(self, new_text: str, tools: list[Any]) -> StreamingParseResult:
         if self._parser is None:
             self._head += new_text
-            if _mode(self._head) is None:
+            if _mode(self._head, self.tags) is None:
                 return StreamingParseResult()
             new_text, self._head = self._head, ""
             self._parser = self._new_parser(new_text, tools)
@@ -130,12 +147,15 @@ class M2ParseDetector(BaseFormatDetector):
         return self._result(events)
 
     def _new_parser(self, text: str, tools: list[Any] | None) -> StreamParser:
-        mode = _mode(text) or "inline"
+        options = self._options(_mode(text, self.tags) or "inline")
         try:
-            return StreamParser(_tool_dicts(tools), reasoning=mode)
+            return StreamParser(_tool_dicts(tools), **options)
         except ToolsError as exc:  # SGLang validated the request already; never fail a generation over it
             logger.warning("m2parse: ignoring the request's tools (%s); tool calls are parsed without schemas", exc)
-            return StreamParser(None, reasoning=mode)
+            return StreamParser(None, **options)
+
+    def _options(self, mode: str) -> dict[str, Any]:
+        return {"reasoning": mode}
 
     def _result(self, events: list[Event]) -> StreamingParseResult:
         """SGLang's result for one step; keeps the base class's bookkeeping exact where the serving code reads it.
@@ -249,9 +269,79 @@ def _with_think_open(text: str) -> str:
     return text if text.lstrip(_WHITESPACE).startswith(THINK_OPEN) else THINK_OPEN + "\n" + text
 
 
+# ---------------------------------------------------------------------------------------------- MiniMax-M3
+
+
+class M2ParseM3Detector(M2ParseDetector):
+    """``--tool-call-parser m2parse-m3``: MiniMax-M3's calls, nested arguments typed by the schema.
+
+    The hand-off (``</mm:think>…``) is read by a machine that starts inside reasoning and is closed at once;
+    any other text is the raw output, read inline as "adaptive" (a tool parser is never told the request's
+    ``thinking_mode``; pair it with ``--reasoning-parser m2parse-m3``, which is).
+    """
+
+    tags = M3_SPELLINGS
+
+    def _options(self, mode: str) -> dict[str, Any]:
+        if mode == "separated":
+            return {"format": "m3", "thinking_mode": "enabled"}
+        return {"format": "m3", "thinking_mode": "adaptive", "reasoning": "inline"}
+
+
+class M2ParseM3ReasoningDetector(M2ParseReasoningDetector):
+    """``--reasoning-parser m2parse-m3``: M3's reasoning, where it starts following ``thinking_mode``.
+
+    SGLang builds a detector with a ``force_reasoning`` flag only, which for this name comes from its template
+    detection, not from the request. ``register()`` therefore hands every ``ReasoningParser`` request's
+    ``chat_template_kwargs`` to :meth:`take_chat_template_kwargs` right after the detector is made (before any
+    text); without it (a detector made by hand) the mode is the template's default, adaptive.
+    """
+
+    def __init__(
+        self,
+        stream_reasoning: bool = True,
+        force_reasoning: bool = False,
+        continue_final_message: bool = False,
+        previous_content: str = "",
+        force_nonempty_content: bool = False,
+        tool_call_parser_active: bool = False,
+    ) -> None:
+        BaseReasoningFormatDetector.__init__(
+            self, m3.THINK_OPEN, m3.THINK_CLOSE, force_reasoning=False, stream_reasoning=stream_reasoning
+        )
+        self.tool_call_parser_active = tool_call_parser_active
+        self._stream_reasoning = stream_reasoning
+        self.thinking_mode: str | None = None
+        self._split = self._new_split()
+
+    def take_chat_template_kwargs(self, kwargs: Any) -> None:
+        """The request's ``chat_template_kwargs``: its ``thinking_mode`` decides where the output starts (a value
+        the template does not know renders as adaptive, and is read so)."""
+        mode = kwargs.get("thinking_mode") if isinstance(kwargs, dict) else None
+        self.thinking_mode = mode if mode in m3.THINKING_MODES else None
+        self._in_reasoning = self.thinking_mode == "enabled"
+        self._split = self._new_split()
+
+    def _new_split(self) -> ReasoningSplit:
+        return ReasoningSplit(
+            mark_close=self.tool_call_parser_active,
+            stream_reasoning=self._stream_reasoning,
+            pass_through=True,
+            model_format="m3",
+            thinking_mode=self.thinking_mode,
+        )
+
+    def detect_and_parse(self, text: str) -> ReasoningResult:
+        reasoning, rest = split_whole(
+            text, mark_close=self.tool_call_parser_active, model_format="m3", thinking_mode=self.thinking_mode
+        )
+        return ReasoningResult(normal_text=rest, reasoning_text=reasoning)
+
+
 #: SGLang's registries: tool-call parser name -> detector, reasoning parser name -> detector.
-TOOL_DETECTORS: dict[str, type[BaseFormatDetector]] = {"m2parse": M2ParseDetector}
+TOOL_DETECTORS: dict[str, type[BaseFormatDetector]] = {"m2parse": M2ParseDetector, "m2parse-m3": M2ParseM3Detector}
 REASONING_DETECTORS: dict[str, type[BaseReasoningFormatDetector]] = {
     "m2parse": M2ParseReasoningDetector,
     "m2parse-append-think": M2ParseAppendThinkDetector,
+    "m2parse-m3": M2ParseM3ReasoningDetector,
 }
