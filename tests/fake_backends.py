@@ -25,6 +25,8 @@ backend process serves many tests; the last directive in the prompt wins (the la
 Control endpoints: ``GET /_fake/last_request`` (the last completion request body), ``GET /_fake/stats``
 (requests, completed, disconnects, active; ``completed:TAG``/``disconnects:TAG`` per tag),
 ``GET /_fake/timings?tag=ID``, ``POST /_fake/reset``.
+``engine=vllm|sglang|llama.cpp|hostile`` (a start_backend option, not a directive): also answer the routes
+``m2parse serve`` identifies that engine by (ENGINE_ROUTES), or answer them with a stall and oversized bodies.
 A connection-refused backend is just :func:`refused_url`.
 """
 
@@ -363,6 +365,8 @@ class FakeBackend:
         default_factory=lambda: {"requests": 0, "completed": 0, "disconnects": 0, "active": 0}
     )
     timings: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    #: the engine whose identification routes it answers (see ENGINE_ROUTES), or None: no such routes
+    engine: str | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -384,6 +388,10 @@ class FakeBackend:
             return await _json(send, 200, {"object": "list", "data": [{"id": "fake-m2", "object": "model"}]})
         if path.startswith("/_fake/"):
             return await self._control(path, scope, send)
+        if method == "GET" and self.engine == "hostile" and path in ("/version", "/server_info", "/props"):
+            return await _hostile(path, send)
+        if method == "GET" and (answer := ENGINE_ROUTES.get(self.engine or "", {}).get(path)) is not None:
+            return await _json(send, 200, answer)
         if method == "POST" and path in (*self.wire.stream_paths, *self.wire.paths):
             try:
                 body = json.loads(raw)
@@ -524,8 +532,43 @@ async def _json(send: Send, status: int, obj: Any) -> None:
     await _raw(send, status, json.dumps(obj).encode())
 
 
+#: what each engine answers on the routes ``m2parse serve`` identifies it by (the shapes of vLLM 0.32's
+#: /version and dev-mode /server_info, SGLang 0.5's /server_info, llama.cpp's /props), for ``engine=NAME``
+ENGINE_ROUTES: dict[str, dict[str, Any]] = {
+    "vllm": {
+        "/version": {"version": "0.32.0"},
+        "/server_info": {"vllm_config": "model='fake-m2'", "vllm_env": {}, "system_env": {}},
+    },
+    "sglang": {
+        "/server_info": {"model_path": "fake-m2", "tp_size": 1, "dp_size": 1, "version": "0.5.23"},
+        "/get_server_info": {"model_path": "fake-m2", "tp_size": 1, "dp_size": 1, "version": "0.5.23"},
+    },
+    "llama.cpp": {
+        "/props": {"default_generation_settings": {"n_ctx": 4096}, "build_info": "b1-fake", "total_slots": 1}
+    },
+}
+
+
+async def _hostile(path: str, send: Send) -> None:
+    """``engine=hostile``: /version trickles an endless body, /props sends 2 MiB at once, /server_info stalls."""
+    if path == "/server_info":
+        await asyncio.sleep(60)
+        return await _json(send, 200, {"model_path": "x", "tp_size": 1})
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    if path == "/props":
+        await send({"type": "http.response.body", "body": b'{"default_generation_settings": "' + b"x" * (2 << 20)})
+        return None
+    await send({"type": "http.response.body", "body": b'{"version": "', "more_body": True})
+    for _ in range(600):  # about a minute: the client is meant to give up long before
+        await asyncio.sleep(0.1)
+        await send({"type": "http.response.body", "body": b"9" * 1024, "more_body": True})
+    await send({"type": "http.response.body", "body": b'"}'})
+    return None
+
+
 def _app(kind: str, defaults: dict[str, str]) -> Callable[..., Awaitable[None]]:
-    backend = FakeBackend(WIRES[kind](), defaults)
+    engine = defaults.pop("engine", None)
+    backend = FakeBackend(WIRES[kind](), defaults, engine=engine)
 
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         with contextlib.suppress(_Done):

@@ -406,7 +406,11 @@ def normalised(
             if isinstance(content, str):
                 results.append(content)
             else:
-                results += [(item["output"] if "output" in item else _visible([item])) + "\n" for item in content]
+                # A string item's own text is written (``"output" in "output"`` is a substring test, not a key).
+                results += [
+                    (item["output"] if isinstance(item, dict) and "output" in item else _visible([item])) + "\n"
+                    for item in content
+                ]
             if i + 1 < len(conversation) and conversation[i + 1]["role"] == "tool":
                 continue
             if out[-1:] and out[-1]["role"] == "tool":

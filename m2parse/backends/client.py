@@ -7,6 +7,8 @@ went away.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
@@ -47,6 +49,23 @@ def _join(base: str, path: str) -> str:
     if base.endswith("/v1") and path.startswith("/v1/"):
         path = path[3:]
     return base + path
+
+
+#: bytes read of an engine-identification answer: SGLang's /server_info lists every server argument and
+#: llama.cpp's /props carries the chat template, tens of KiB each; a backend sending more is not one of them
+IDENTIFY_MAX_BYTES = 1024 * 1024
+#: engine -> whether a probe's JSON answer is that engine's (keys only it sends, see identify_engine)
+_ENGINE_SIGNS = {
+    "sglang": lambda info: isinstance(info, dict) and "model_path" in info and "tp_size" in info,
+    "llama.cpp": lambda info: isinstance(info, dict) and isinstance(info.get("default_generation_settings"), dict),
+    "vllm": lambda info: isinstance(info, dict) and isinstance(info.get("version"), str),
+}
+
+
+def _root(base: str) -> str:
+    """The server's root URL: the base without a trailing ``/v1`` (engines serve their own routes beside it)."""
+    base = base.rstrip("/")
+    return base[:-3] if base.endswith("/v1") else base
 
 
 def _transport_error(exc: httpx.HTTPError, what: str) -> BackendError:
@@ -294,6 +313,42 @@ class BackendClient:
             if info is not None and (name := self.protocol.served_model(info)) is not None:
                 return name
         return None
+
+    async def identify_engine(self, timeout: float = 5.0) -> tuple[str, str] | None:
+        """``(engine, path)`` for the engine serving this OpenAI-style backend, told by a route only it answers
+        that way: SGLang ``/server_info`` (``/get_server_info`` before it) listing its server arguments, llama.cpp
+        ``/props`` with its generation settings, vLLM ``/version``; None when none does. The probes run at once
+        and each is cut off after ``timeout`` seconds and IDENTIFY_MAX_BYTES, so a hostile backend costs startup
+        at most ``timeout`` seconds and bounded memory. SGLang and llama.cpp are checked before vLLM because a
+        ``{"version": ...}`` answer alone is the least distinctive."""
+        root = _root(self.base_url)
+
+        async def probe(engine: str, paths: tuple[str, ...]) -> tuple[str, str] | None:
+            for path in paths:
+                info = await self._get_json_capped(root + path, timeout)
+                if info is not None and _ENGINE_SIGNS[engine](info):
+                    return engine, path
+            return None
+
+        found = await asyncio.gather(
+            probe("sglang", ("/server_info", "/get_server_info")), probe("llama.cpp", ("/props",)),
+            probe("vllm", ("/version",)),
+        )  # fmt: skip
+        return next((hit for hit in found if hit is not None), None)
+
+    async def _get_json_capped(self, url: str, timeout: float) -> Any:
+        """The JSON of a 200 answer read within ``timeout`` seconds in all and IDENTIFY_MAX_BYTES, else None."""
+
+        async def read() -> Any:
+            async with self._http.stream("GET", url, headers=self._headers, timeout=timeout) as response:
+                if response.status_code != 200:
+                    return None
+                return json.loads(await read_capped(response, IDENTIFY_MAX_BYTES))
+
+        try:
+            return await asyncio.wait_for(read(), timeout)  # the whole answer: a trickle resets httpx's read timeout
+        except (httpx.HTTPError, BackendError, ValueError, RecursionError, asyncio.TimeoutError):
+            return None
 
     async def output_budget(self, prompt: str) -> int | None:
         """Tokens left in the backend's context after ``prompt``, for a request that sets no max_tokens.

@@ -113,7 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--unconstrained-fallback",
         action="store_true",
         help="send requests that need a tool-call grammar (tool_choice required/named, strict tools) without one "
-        "when the backend type cannot take a grammar (openai, tgi), instead of refusing them with 400",
+        "when the backend cannot take a grammar (tgi; openai when its engine is not identified at startup), instead "
+        "of refusing them with 400",
     )
     parser.add_argument(
         "--recommended-sampling",
@@ -238,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.model_name is None:
             config = dataclasses.replace(config, model_name=_reported_model(config))
+        if config.backend_type == "openai" and config.model_format == "m2":  # explicit types name their engine
+            config = dataclasses.replace(config, grammar_engine=_identified_engine(config))
         where = ", ".join(_url(sock) for sock in sockets)
         log.info(
             "serving %s (%s output) on %s in front of %s (%s)",
@@ -329,6 +332,50 @@ def _reported_model(config: ServerConfig) -> str:
         )
         return DEFAULT_MODEL_NAME
     return name
+
+
+#: engine -> (name in the log, the grammar field it takes)
+_ENGINE_FIELDS = {
+    "vllm": ("vLLM", "structured_outputs.grammar"),
+    "sglang": ("SGLang", "ebnf"),
+    "llama.cpp": ("llama.cpp", "grammar"),
+}
+
+
+def _identified_engine(config: ServerConfig) -> str | None:
+    """The engine behind the generic openai type, asked once at startup so that requests needing a tool-call
+    grammar (forced calls, strict tools: many agent SDKs mark every tool strict) get that engine's grammar field
+    instead of a 400; None, with a warning, when the backend does not say."""
+    import asyncio
+
+    import httpx
+
+    from ..backends import get_protocol
+    from ..backends.client import BackendClient
+
+    async def ask() -> tuple[str, str] | None:
+        timeout = httpx.Timeout(min(5.0, config.timeout), connect=min(5.0, config.connect_timeout))
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
+            client = BackendClient(
+                get_protocol(config.backend_type), config.backend_url, http, api_key=config.backend_api_key
+            )
+            return await client.identify_engine(min(5.0, config.timeout))
+
+    found = asyncio.run(ask())
+    if found is None:
+        if config.unconstrained_fallback:
+            log.info("backend engine not identified: requests that need a tool-call grammar go without one")
+        else:
+            log.warning(
+                "backend engine not identified (no vLLM /version, SGLang /server_info or llama.cpp /props): "
+                "requests that need a tool-call grammar (tool_choice required/named, strict tools) get 400; "
+                "start with --backend-type vllm, sglang or llama.cpp, or with --unconstrained-fallback"
+            )
+        return None
+    engine, path = found
+    name, field = _ENGINE_FIELDS[engine]
+    log.info("backend identified as %s (GET %s): tool-call grammars go in %r", name, path, field)
+    return engine
 
 
 def _from_env(value: str | None, variable: str) -> str | None:

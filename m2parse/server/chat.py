@@ -33,7 +33,7 @@ from ..schema import ToolsError, ToolSpec, normalize_tools, tool_schema_error
 from .access_log import RequestRecord
 from .config import ServerConfig
 from .errors import APIError, bad_request
-from .grammar_fields import grammar_body, grammar_options
+from .grammar_fields import grammar_backend, grammar_body, grammar_options
 
 log = logging.getLogger("m2parse.server")
 
@@ -596,7 +596,7 @@ def with_grammar(request: ChatRequest, body: Mapping[str, Any], prompt: str, con
     ext = body.get("m2parse")
     bounds = ext.get("grammar") if isinstance(ext, Mapping) else None
     fields = grammar_body(
-        config.backend_type if config.model_format != "m3" else "m3",
+        grammar_backend(config.backend_type, config.grammar_engine) if config.model_format != "m3" else "m3",
         request.tools,
         body.get("tool_choice"),
         starts_in_reasoning=prompt.rstrip().endswith(THINK_OPEN),

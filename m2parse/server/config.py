@@ -9,6 +9,8 @@ from ..backends import check_base_url, get_protocol
 from ..format import RECOMMENDED_SAMPLING
 from ..formats.detect import FORMATS, template_format
 
+#: engines whose grammar field m2parse knows behind the generic ``openai`` backend type
+GRAMMAR_ENGINES = ("vllm", "sglang", "llama.cpp")
 ReasoningMode = Literal["separated", "inline"]
 ReasoningField = Literal["reasoning_content", "reasoning", "both"]
 
@@ -59,6 +61,10 @@ class ServerConfig:
     #: when set, ``/metrics`` requires ``Authorization: Bearer <metrics_key>`` (instead of ``api_key``), so a
     #: scraper's credential cannot call the model
     metrics_key: str | None = None
+    #: the engine behind the generic ``openai`` backend type, whose grammar field tool-call grammars then use
+    #: ("vllm", "sglang" or "llama.cpp"); ``m2parse serve`` sets it from a startup probe. None: unknown, so a
+    #: request that needs a grammar is a 400 (or unconstrained with ``unconstrained_fallback``)
+    grammar_engine: str | None = None
 
     def __post_init__(self) -> None:
         get_protocol(self.backend_type)  # raises ValueError on an unknown type
@@ -67,6 +73,8 @@ class ServerConfig:
         if self.model_format not in FORMATS:
             raise ValueError(f"model_format must be one of {', '.join(FORMATS)}, not {self.model_format!r}")
         check_base_url(self.backend_url)  # raises ValueError saying what is wrong with it
+        if self.grammar_engine not in (None, *GRAMMAR_ENGINES):
+            raise ValueError(f"grammar_engine must be one of {', '.join(GRAMMAR_ENGINES)} or None")
         if self.default_max_tokens is not None and self.default_max_tokens < 1:
             raise ValueError("default_max_tokens must be a positive integer")
         if self.reasoning not in ("separated", "inline"):

@@ -7,9 +7,11 @@ A request gets a grammar when it forces a call (``tool_choice`` ``"required"`` o
 - ``sglang``: ``ebnf: EBNF`` (xgrammar), likewise;
 - ``llamacpp`` / ``llama.cpp``: ``grammar: GBNF``; for ``auto`` a lazy grammar (``grammar_lazy``, triggered by
   the word ``<minimax:tool_call>``, which is also sent as a preserved token);
-- ``openai`` (unknown which server), ``tgi``, and any MiniMax-M3 template (``m3``): none. Such a request is a
-  400 unless the server runs with ``--unconstrained-fallback``, which sends it without a grammar (the parser still
-  reports what goes wrong).
+- ``openai``: the field of the engine ``m2parse serve`` identified behind it at startup (vLLM, SGLang, or
+  llama.cpp with a whole-output GBNF ``grammar``: see :func:`grammar_backend`);
+- ``openai`` with no engine identified (or a config built for ``create_app`` without one), ``tgi``, and any
+  MiniMax-M3 template (``m3``): none. Such a request is a 400 unless the server runs with
+  ``--unconstrained-fallback``, which sends it without a grammar (the parser still reports what goes wrong).
 
 The client's own ``m2parse.backend_extra`` keys win over these: a caller who sends a grammar keeps it.
 """
@@ -31,11 +33,24 @@ _TARGETS: dict[str, tuple[str, str, bool]] = {
     "sglang": ("xgrammar", "ebnf", False),
     "llamacpp": ("gbnf", "grammar", True),
     "llama.cpp": ("gbnf", "grammar", True),
+    # llama.cpp behind the generic openai type (/v1/completions): the whole-output grammar only, since lazy
+    # grammars are checked on its native /completion alone
+    "llama.cpp/v1": ("gbnf", "grammar", False),
 }
+#: engine identified behind the openai type (ServerConfig.grammar_engine) -> its _TARGETS key
+_ENGINE_TARGETS = {"vllm": "vllm", "sglang": "sglang", "llama.cpp": "llama.cpp/v1"}
 #: llama.cpp's trigger type for a word (common_grammar_trigger_type: TOKEN 0, WORD 1, PATTERN 2, PATTERN_FULL 3)
 LLAMACPP_WORD_TRIGGER = 1
 #: per-request grammar bounds a client may set in ``m2parse.grammar`` (GrammarOptions fields)
 OPTION_NAMES = ("max_free_text", "max_items", "max_calls")
+
+
+def grammar_backend(backend_type: str, engine: str | None) -> str:
+    """The key grammar_body looks the field up by: the backend type, or for the generic ``openai`` type the engine
+    ``m2parse serve`` identified behind it at startup (ServerConfig.grammar_engine)."""
+    if backend_type == "openai" and engine is not None:
+        return _ENGINE_TARGETS.get(engine, backend_type)
+    return backend_type
 
 
 def needs_grammar(tools: Any, tool_choice: Any) -> bool:

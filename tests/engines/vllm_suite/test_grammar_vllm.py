@@ -5,6 +5,7 @@ named function, only writes calls that parse with no problem and validate (tests
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from m2parse.grammar import GrammarOptions, build_grammar, structural_tag, write
 from ...grammar_strategies import tool_lists
 from ...test_grammar import GOLDEN_CASES, golden_grammar
 from ..grammar_property import EXAMPLES, ask, check_reply
-from .processes import ENGINE_MARKS, SERVED_NAME, Running
+from .processes import ENGINE_MARKS, SERVED_NAME, Running, m2parse_serve
 
 pytestmark = ENGINE_MARKS
 PROMPT = "]~b]user\nGo.[e~[\n]~b]ai\n<think>\n"
@@ -104,3 +105,24 @@ def test_strict_auto_sends_a_whole_output_grammar(serve_client: openai.OpenAI) -
     choice = reply.choices[0]
     assert choice.model_extra["m2parse"]["problems"] == []
     assert choice.finish_reason in ("stop", "tool_calls")
+
+
+def test_default_backend_type_identifies_vllm(vllm: Running, engine_logs: Path) -> None:
+    """``m2parse serve`` with the generic openai type asks vLLM's /version at startup, so a strict tool with a
+    forced call gets vLLM's grammar field and a constrained call, not a 400 (docs/grammar.md)."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "strict": True,
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        }
+    ]
+    log = engine_logs / "m2parse-serve-openai.log"
+    with m2parse_serve(vllm.url, log, "--backend-type", "openai", "--log-level", "info") as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=600)
+        reply = ask(client, tools, "required")
+    check_reply(reply, tools, "required")
+    assert "backend identified as vLLM (GET /version)" in log.read_text()
