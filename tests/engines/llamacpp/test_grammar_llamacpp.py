@@ -83,10 +83,20 @@ def test_strict_auto_is_lazy(serve: dict[str, Running]) -> None:
     assert reply.choices[0].message.tool_calls in (None, [])
 
 
-def test_openai_type_refuses_required(serve: dict[str, Running]) -> None:
-    """``--backend-type openai`` does not say which server it is, so a forced call is a clear 400."""
-    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
-    with pytest.raises(openai.BadRequestError, match="unconstrained-fallback"):
-        client(serve["openai"]).chat.completions.create(
-            model="MiniMax-M2", messages=[{"role": "user", "content": "Hi"}], tools=tools, tool_choice="required"
-        )
+def test_openai_type_identifies_llama_cpp(serve: dict[str, Running]) -> None:
+    """``--backend-type openai`` in front of llama-server: the server identified llama.cpp at startup (``GET
+    /props``) and sends its GBNF on the OpenAI endpoint, so a forced call holds the guarantee there too."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "f",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"n": {"type": "integer"}, "ok": {"type": "boolean"}},
+                    "required": ["n", "ok"],
+                },
+            },
+        }
+    ]
+    check_reply(ask(client(serve["openai"]), tools, "required"), tools, "required")
