@@ -33,7 +33,7 @@ import openai  # noqa: E402
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.engines.grammar_property import BOUNDS, USER, ask, check_reply  # noqa: E402
+from tests.engines.grammar_property import ask, check_reply  # noqa: E402
 from tests.grammar_strategies import tool_lists  # noqa: E402
 
 #: the body field that switches a backend's grammar off (the client's backend_extra wins over m2parse's)
@@ -41,16 +41,7 @@ GRAMMAR_OFF = {"llamacpp": {"grammar": ""}, "vllm": {"structured_outputs": None}
 
 
 def unconstrained(client: openai.OpenAI, tools: list[dict[str, Any]], choice: Any, backend_type: str) -> Any:
-    return client.chat.completions.create(
-        model="MiniMax-M2",
-        messages=USER,
-        tools=tools,
-        tool_choice=choice,
-        temperature=0,
-        seed=7,
-        max_tokens=2000,
-        extra_body={"m2parse": {"grammar": BOUNDS, "backend_extra": GRAMMAR_OFF[backend_type]}},
-    )
+    return ask(client, tools, choice, backend_extra=GRAMMAR_OFF[backend_type])
 
 
 def run(url: str, backend_type: str, examples: int, hypothesis_seed: int) -> None:

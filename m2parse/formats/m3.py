@@ -7,6 +7,7 @@ imports it from here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from .spec import Markup, OutputFormat
@@ -48,6 +49,25 @@ GENERATION_PROMPTS: dict[str | None, str] = {
 }
 
 STOP_STRINGS = (TURN_END, TURN_START)
+
+
+def thinking_mode_from_prompt(prompt: str) -> ThinkingMode:
+    """The mode a rendered prompt gives the model, read off its end (what the generation prompt wrote) rather than
+    off a kwarg, so that a template file which ignores or renames ``thinking_mode`` still gets a matching parser:
+    ``<mm:think>`` → enabled (output starts in reasoning), ``</mm:think>`` → disabled (content), else adaptive."""
+    tail = prompt.rstrip()
+    if tail.endswith(THINK_OPEN):
+        return "enabled"
+    if tail.endswith(THINK_CLOSE):
+        return "disabled"
+    return "adaptive"
+
+
+def thinking_mode_from_kwargs(kwargs: object) -> ThinkingMode | None:
+    """``chat_template_kwargs.thinking_mode`` when it is one of the template's modes; None otherwise (unset, or a
+    value the template does not know, which renders like unset)."""
+    mode = kwargs.get("thinking_mode") if isinstance(kwargs, Mapping) else None
+    return mode if mode in THINKING_MODES else None
 
 
 def element_open(name: str) -> str:

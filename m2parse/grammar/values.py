@@ -172,10 +172,7 @@ class Values:
             return alt(*options) if options else None
         for key in ("anyOf", "oneOf"):
             if isinstance(schema.get(key), list):
-                if key == "oneOf":
-                    self.note("oneOf is generated as anyOf: exclusivity is not enforced")
-                if set(schema) - _ANNOTATIONS - {key, "$defs", "definitions"}:
-                    self.note(f"keywords beside {key} are not enforced by the grammar")
+                self._note_union(schema, key)
                 for branch in schema[key]:
                     resolved, sub_depth = self.resolve(branch, depth)
                     if resolved is None:
@@ -227,6 +224,13 @@ class Values:
     def _json_literal(self, value: Any) -> Expr:
         return Lit(json.dumps(value, ensure_ascii=False))
 
+    def _note_union(self, schema: Mapping[str, Any], key: str) -> None:
+        """What a union generated as plain alternatives leaves unenforced (parameter values and JSON alike)."""
+        if key == "oneOf":
+            self.note("oneOf is generated as anyOf: exclusivity is not enforced")
+        if set(schema) - _ANNOTATIONS - {key, "$defs", "definitions"}:
+            self.note(f"keywords beside {key} are not enforced by the grammar")
+
     def _json_expr(self, schema: Mapping[str, Any], depth: int) -> Expr | None:
         if "const" in schema or "enum" in schema:
             values = [schema["const"]] if "const" in schema else list(schema.get("enum") or [])
@@ -236,10 +240,7 @@ class Values:
             return alt(*(self._json_literal(v) for v in kept)) if kept else None
         for key in ("anyOf", "oneOf"):
             if isinstance(schema.get(key), list):
-                if key == "oneOf":
-                    self.note("oneOf is generated as anyOf: exclusivity is not enforced")
-                if set(schema) - _ANNOTATIONS - {key, "$defs", "definitions"}:
-                    self.note(f"keywords beside {key} are not enforced by the grammar")
+                self._note_union(schema, key)
                 options = [r for r in (self.json(b, depth) for b in schema[key]) if r is not None]
                 return alt(*options) if options else None
         if "allOf" in schema:

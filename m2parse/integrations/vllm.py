@@ -170,22 +170,6 @@ def _last_think_tag(token_ids: Sequence[int], markers: Mapping[int, str], tags: 
     return None
 
 
-def m3_mode_from_prompt(prompt_tail: str) -> str:
-    """M3's thinking mode from the end of the rendered prompt: what the template's generation prompt wrote."""
-    tail = prompt_tail.rstrip()
-    if tail.endswith(m3.THINK_OPEN):
-        return "enabled"
-    if tail.endswith(m3.THINK_CLOSE):
-        return "disabled"
-    return "adaptive"
-
-
-def _kwarg_mode(kwargs: Mapping[str, Any] | None) -> str | None:
-    """``chat_template_kwargs.thinking_mode`` when it is one of M3's modes (others render as adaptive)."""
-    mode = (kwargs or {}).get("thinking_mode")
-    return mode if mode in m3.THINKING_MODES else None
-
-
 # ---------------------------------------------------------------------------------------------- after the reasoning
 
 
@@ -272,7 +256,7 @@ class M2ParseReasoningParser(ReasoningParser):
         self._strippable = strippable_markers(self._markers, self._decode)
         self._starts_in_reasoning = True
         #: M3: the request's kwarg until a prompt says otherwise (vLLM passes chat_template_kwargs here).
-        self._thinking_mode = _kwarg_mode(kwargs.get("chat_template_kwargs"))
+        self._thinking_mode = m3.thinking_mode_from_kwargs(kwargs.get("chat_template_kwargs"))
         self._front: ReasoningSplit | None = None
 
     @property
@@ -372,7 +356,7 @@ class M2ParseM3ReasoningParser(M2ParseReasoningParser):
     def set_prompt_token_ids(self, prompt_token_ids: Sequence[int]) -> None:
         # The generation prompt is ]~b]ai\n then <mm:think>, </mm:think> or nothing: a few tokens decode it.
         tail = self._tokenizer.decode(list(prompt_token_ids[-8:]), skip_special_tokens=False)
-        self._thinking_mode = m3_mode_from_prompt(str(tail))
+        self._thinking_mode = m3.thinking_mode_from_prompt(str(tail))
         self._prompt_length = len(prompt_token_ids)
 
     def _split(self) -> ReasoningSplit:
@@ -452,7 +436,7 @@ class M2ParseToolParser(ToolParser):
             inline=self.skip_reasoning_parsing,
             tool_calls=calls,
             model_format=self.model_format,
-            thinking_mode=_kwarg_mode(getattr(request, "chat_template_kwargs", None)),
+            thinking_mode=m3.thinking_mode_from_kwargs(getattr(request, "chat_template_kwargs", None)),
         )
 
     def extract_tool_calls(self, model_output: str, request: Any) -> ExtractedToolCallInformation:

@@ -509,10 +509,10 @@ warnings.filterwarnings("ignore", category=RenderWarning, module=r"m2parse\.serv
 
 def new_parser(request: ChatRequest, prompt: str, config: ServerConfig) -> StreamParser:
     """The prompt decides where the output starts: after ``<think>\\n`` it starts inside reasoning (M2); for M3
-    see :func:`m3_thinking_mode`."""
+    see :func:`m2parse.formats.m3.thinking_mode_from_prompt`."""
     start: dict[str, Any] = {"starts_in_reasoning": prompt.rstrip().endswith(THINK_OPEN)}
     if config.model_format == "m3":
-        start = {"format": "m3", "thinking_mode": m3_thinking_mode(prompt)}
+        start = {"format": "m3", "thinking_mode": m3.thinking_mode_from_prompt(prompt)}
     options: dict[str, Any] = {
         "reasoning": config.reasoning,
         **start,
@@ -525,19 +525,6 @@ def new_parser(request: ChatRequest, prompt: str, config: ServerConfig) -> Strea
     if not request.tool_calls:
         options["tool_calls"] = False  # tool_choice "none": markup stays in the content, reported
     return StreamParser(request.tools, **options)
-
-
-def m3_thinking_mode(prompt: str) -> str:
-    """The M3 parser's thinking mode, read off the end of the rendered prompt rather than the request's kwarg:
-    it is what the model was given, also under a template file that ignores or renames ``thinking_mode``.
-    ``<mm:think>`` (enabled): the output starts inside reasoning; ``</mm:think>`` (disabled): it is content;
-    anything else (adaptive, or the kwarg unset): the model writes the think tags itself."""
-    tail = prompt.rstrip()
-    if tail.endswith(m3.THINK_OPEN):
-        return "enabled"
-    if tail.endswith(m3.THINK_CLOSE):
-        return "disabled"
-    return "adaptive"
 
 
 # ---------------------------------------------------------------------------------------------- off the loop

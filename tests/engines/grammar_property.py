@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 import openai
+from hypothesis import HealthCheck, settings
 
 from m2parse.grammar import GrammarOptions, build_grammar
 from m2parse.schema import normalize_tools, validate_arguments
@@ -23,10 +24,31 @@ BOUNDS = {"max_free_text": 12, "max_items": 2, "max_calls": 2}
 #: examples per property test in CI; the benchmark (benchmarks/bench_grammar.py) runs more
 EXAMPLES = int(os.environ.get("M2PARSE_GRAMMAR_EXAMPLES", "50"))
 USER = [{"role": "user", "content": "Use a tool."}]
+#: A raw M2 prompt for the engines' own grammar-compile checks (one token under the grammar).
+PROMPT = "]~b]user\nGo.[e~[\n]~b]ai\n<think>\n"
+#: The property tests' settings: a fixed example count, deterministic, every example a real request.
+PROPERTY = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 
 
-def ask(client: openai.OpenAI, tools: list[dict[str, Any]], choice: Any, *, seed: int = 7) -> Any:
-    """One non-streaming chat request under the grammar; the raw reply (the SDK's object)."""
+def ask(
+    client: openai.OpenAI,
+    tools: list[dict[str, Any]],
+    choice: Any,
+    *,
+    seed: int = 7,
+    backend_extra: dict[str, Any] | None = None,
+) -> Any:
+    """One non-streaming chat request under the grammar; the raw reply (the SDK's object). ``backend_extra``
+    fields win over the server's (the benchmark switches the grammar off with them)."""
+    extra: dict[str, Any] = {"grammar": BOUNDS}
+    if backend_extra is not None:
+        extra["backend_extra"] = backend_extra
     return client.chat.completions.create(
         model="MiniMax-M2",
         messages=USER,
@@ -35,7 +57,7 @@ def ask(client: openai.OpenAI, tools: list[dict[str, Any]], choice: Any, *, seed
         temperature=0,
         seed=seed,
         max_tokens=2000,
-        extra_body={"m2parse": {"grammar": BOUNDS}},
+        extra_body={"m2parse": extra},
     )
 
 

@@ -317,8 +317,7 @@ class M2ParseM3ReasoningDetector(M2ParseReasoningDetector):
     def take_chat_template_kwargs(self, kwargs: Any) -> None:
         """The request's ``chat_template_kwargs``: its ``thinking_mode`` decides where the output starts (a value
         the template does not know renders as adaptive, and is read so)."""
-        mode = kwargs.get("thinking_mode") if isinstance(kwargs, dict) else None
-        self.thinking_mode = mode if mode in m3.THINKING_MODES else None
+        self.thinking_mode = m3.thinking_mode_from_kwargs(kwargs)
         self._in_reasoning = self.thinking_mode == "enabled"
         self._split = self._new_split()
 

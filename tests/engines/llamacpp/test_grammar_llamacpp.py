@@ -9,25 +9,17 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from m2parse.grammar import GrammarOptions, build_grammar, write
 
 from ...grammar_strategies import tool_lists
 from ...test_grammar import GOLDEN_CASES, golden_grammar
-from ..grammar_property import EXAMPLES, ask, check_reply
+from ..grammar_property import PROMPT, PROPERTY, ask, check_reply
 from .processes import ENGINE_MARKS, READY_TIMEOUT, Running
 
 pytestmark = ENGINE_MARKS
-PROMPT = "]~b]user\nGo.[e~[\n]~b]ai\n<think>\n"
-PROPERTY = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-)
 
 
 def compile_on(llama: Running, grammar: str) -> httpx.Response:

@@ -11,25 +11,17 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from m2parse.grammar import GrammarOptions, build_grammar, structural_tag, write
 
 from ...grammar_strategies import tool_lists
 from ...test_grammar import GOLDEN_CASES, golden_grammar
-from ..grammar_property import EXAMPLES, ask, check_reply
+from ..grammar_property import PROMPT, PROPERTY, ask, check_reply
 from .processes import ENGINE_MARKS, SERVED_NAME, Running, m2parse_serve
 
 pytestmark = ENGINE_MARKS
-PROMPT = "]~b]user\nGo.[e~[\n]~b]ai\n<think>\n"
-PROPERTY = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-)
 
 
 def compile_on(vllm: Running, grammar: str) -> httpx.Response:
